@@ -1,0 +1,52 @@
+# One command each: `make demo` runs a real load test, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO_PORT ?= 8080
+
+.PHONY: demo test lint typecheck unit venv-dev venv-run lock bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime dependencies only, pinned and hash-checked.
+$(VENV)/.run-stamp: requirements/runtime.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# Runtime + test tools, pinned and hash-checked.
+$(VENV)/.dev-stamp: requirements/dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(VENV)/.run-stamp $@
+
+venv-run: $(VENV)/.run-stamp
+venv-dev: $(VENV)/.dev-stamp
+
+demo: venv-run
+	DEMO_PORT=$(DEMO_PORT) bash scripts/demo.sh
+
+test: venv-dev
+	bash scripts/test.sh
+
+lint: venv-dev
+	$(BIN)/ruff check src tests bench examples
+
+typecheck: venv-dev
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv-dev
+	$(BIN)/pytest tests/unit -q
+
+# Re-pin after editing requirements/*.in (needs uv: pip install uv).
+lock:
+	uv pip compile --python-version 3.11 --generate-hashes --no-header -q requirements/runtime.in -o requirements/runtime.lock
+	uv pip compile --python-version 3.11 --generate-hashes --no-header -q requirements/runtime.in requirements/dev.in -o requirements/dev.lock
+
+bench:
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

@@ -1,0 +1,7 @@
+"""``python -m phalanx`` runs the CLI."""
+
+import sys
+
+from phalanx.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""``phalanx`` entry point: dispatches to one module per subcommand.
+
+Every user error (bad flag, config, script) ends with one clear line on
+stderr and exit code 2, never a traceback. An unexpected internal error
+prints a short message plus the traceback (it is a bug to report) and exits 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from phalanx.core.errors import PhalanxError
+
+EXIT_INTERNAL = 3
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("phalanx")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with exit code 2 and one-line errors that point to --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> Parser:
+    from phalanx.cli import run as run_command
+
+    parser = Parser(
+        prog="phalanx",
+        description="phalanx: fast, secure-by-default load testing with async Python users.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"phalanx {version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    run_command.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args)
+    except PhalanxError as exc:
+        print(f"phalanx: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("phalanx: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""``phalanx run``: one process runs the whole test headless, with a live terminal view.
+
+Steps: settings (defaults < file < env < flags) -> script -> user classes ->
+runner on uvloop with SIGINT/SIGTERM handlers -> outputs -> verdict -> exit
+code. Everything that can be checked before load starts is checked first, so
+a mistake costs no traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from phalanx.cli.view import TerminalView
+from phalanx.config.settings import OPTIONS, Settings, build_settings
+from phalanx.core.errors import ConfigError, ScriptError
+from phalanx.engine.runner import LocalRunner, RunPlan, RunResult
+from phalanx.engine.verdict import Verdict, VerdictPolicy, evaluate
+from phalanx.exporters.csv_files import write_csv_files
+from phalanx.exporters.json_summary import write_json_summary
+from phalanx.exporters.report import RunReport
+from phalanx.http.options import HttpOptions, TlsContexts
+from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
+from phalanx.scripting.task import classes_without_tasks
+from phalanx.scripting.user import User, UserContext, validate_user_classes
+from phalanx.stats import Aggregator, Recorder
+
+log = logging.getLogger("phalanx")
+
+_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("script and target", ("file", "host", "user_classes", "tags", "exclude_tags")),
+    ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
+    ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
+    ("pass/fail", ("max_fail_ratio",)),
+    ("safety limits and timeouts",
+     ("max_users", "max_spawn_rate", "connect_timeout", "request_timeout", "ca_file")),
+)
+
+EPILOG = """\
+examples:
+  phalanx run -f script.py --host http://127.0.0.1:8080 -u 200 -r 50 -t 2m
+  phalanx run -f script.py -u 10 -t 30s --json out.json --csv out/run1
+
+every option can also be set in a TOML file (--config FILE or PHALANX_CONFIG;
+keys as the long option names, e.g. spawn_rate = 20) or in PHALANX_<NAME>
+environment variables (e.g. PHALANX_SPAWN_RATE=20); precedence:
+defaults < config file < environment < command line.
+
+exit codes: 0 passed; 1 failed (failed requests above --max-fail-ratio,
+exceptions in tasks, or no request made); 2 bad option, config or script;
+3 internal error. Ctrl-C stops gracefully (users finish within
+--stop-timeout), a second Ctrl-C stops at once.
+"""
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "run",
+        help="run a load test in this process (headless, live terminal view)",
+        description="Run a load test in this process, headless, with a live terminal view.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    options = {option.name: option for option in OPTIONS}
+    for title, names in _SECTIONS:
+        group = parser.add_argument_group(title)
+        for name in names:
+            option = options[name]
+            if option.positional:
+                group.add_argument(
+                    name, nargs="*", metavar=option.metavar, help=option.help,
+                    default=argparse.SUPPRESS,
+                )
+            else:
+                group.add_argument(
+                    *option.flags, dest=name, metavar=option.metavar, help=option.help,
+                    default=argparse.SUPPRESS,
+                )
+    parser.add_argument(
+        "--config", metavar="FILE", default=None,
+        help="read settings from this TOML file (also PHALANX_CONFIG)",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def _cli_values(args: argparse.Namespace) -> dict[str, object]:
+    names = {option.name for option in OPTIONS}
+    values = {key: value for key, value in vars(args).items() if key in names}
+    if values.get("user_classes") == []:
+        del values["user_classes"]
+    return values
+
+
+def handle(args: argparse.Namespace) -> int:
+    settings, warnings = build_settings(
+        cli=_cli_values(args), environ=os.environ, config_file=args.config
+    )
+    console = Console(stderr=False, highlight=False)
+    _configure_logging(settings, console)
+    for warning in warnings:
+        log.warning("%s", warning)
+    prepared = prepare(settings)
+    live = settings.live == "on" or (settings.live == "auto" and console.is_terminal)
+    view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
+    result = run_until_done(prepared, settings, view)
+    verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
+    view.summary(result.snapshot, verdict, result.reason.value)
+    write_outputs(settings, prepared.script, result, verdict, console)
+    return verdict.exit_code
+
+
+def _configure_logging(settings: Settings, console: Console) -> None:
+    root = logging.getLogger("phalanx")
+    root.setLevel(settings.log_level)
+    root.handlers[:] = [
+        RichHandler(console=Console(stderr=True), show_path=False, markup=False,
+                    rich_tracebacks=False)
+    ]
+    root.propagate = False
+    _ = console
+
+
+class Prepared:
+    """Everything checked and built before the first request is sent."""
+
+    def __init__(self, script: LoadedScript, classes: tuple[type[User], ...],
+                 context: UserContext, recorder: Recorder, plan: RunPlan) -> None:
+        self.script = script
+        self.classes = classes
+        self.context = context
+        self.recorder = recorder
+        self.plan = plan
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Load and check the script and build the run; raises PhalanxError on any mistake."""
+    if not settings.file:
+        raise ConfigError("no script given: use -f SCRIPT (or `file` in the config file)")
+    script = load_script(settings.file)
+    classes = (
+        select_user_classes(script, settings.user_classes)
+        if settings.user_classes else script.user_classes
+    )
+    tags = frozenset(settings.tags) or None
+    exclude = frozenset(settings.exclude_tags) or None
+    if tags or exclude:
+        empty = set(classes_without_tasks(classes, tags, exclude))
+        for cls in classes:
+            if cls in empty:
+                log.warning("%s has no task left after tag filtering; it will not run",
+                            cls.__name__)
+        classes = tuple(cls for cls in classes if cls not in empty)
+        if not classes:
+            raise ConfigError("no task matches the given --tags/--exclude-tags")
+    problems = validate_user_classes(classes, settings.host)
+    if problems:
+        raise ScriptError("; ".join(problems), path=str(script.path))
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        raise ConfigError(f"--ca-file {settings.ca_file}: no such file")
+    _check_output_dir("--json", settings.json)
+    _check_output_dir("--csv", settings.csv)
+    http_options = HttpOptions(
+        connect_timeout=settings.connect_timeout,
+        total_timeout=settings.request_timeout,
+        read_timeout=min(HttpOptions().read_timeout, settings.request_timeout),
+        ca_file=settings.ca_file,
+    )
+    recorder = Recorder(0.0)
+    context = UserContext(
+        recorder=recorder,
+        host=settings.host,
+        http_options=http_options,
+        tls=TlsContexts(),
+        tags=tags,
+        exclude_tags=exclude,
+        random=random.Random(settings.seed),  # noqa: S311 - load pacing, not cryptography
+        logger=logging.getLogger("phalanx.user"),
+    )
+    shape = script.shape_class() if script.shape_class is not None else None
+    plan = RunPlan(
+        user_classes=classes,
+        users=settings.users,
+        spawn_rate=settings.spawn_rate,
+        run_time=settings.run_time,
+        stop_timeout=settings.stop_timeout,
+        stats_interval=settings.stats_interval,
+        shape=shape,
+    )
+    return Prepared(script, classes, context, recorder, plan)
+
+
+def _check_output_dir(flag: str, path: str | None) -> None:
+    """Refuse before the run, not after it, an output that cannot be written."""
+    if not path:
+        return
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise ConfigError(f"{flag} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ConfigError(f"{flag} {path}: directory {directory} is not writable")
+
+
+def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -> RunResult:
+    """Run on uvloop with signal handling; the live view is shown meanwhile."""
+    import uvloop
+
+    async def main() -> RunResult:
+        runner = LocalRunner(
+            prepared.context, prepared.recorder, Aggregator(start=0.0), on_update=view.update
+        )
+        _install_signals(runner.request_stop, runner.abort)
+        log.info(
+            "starting %d users at %g/s against %s (script %s, sha256 %s)",
+            settings.users, settings.spawn_rate, settings.host or "the classes' hosts",
+            prepared.script.path, prepared.script.sha256[:12],
+        )
+        return await runner.run(prepared.plan)
+
+    with view:
+        return uvloop.run(main())
+
+
+def _install_signals(stop: Callable[[], None], abort: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    received = {"count": 0}
+
+    def on_signal(signum: int) -> None:
+        received["count"] += 1
+        name = signal.Signals(signum).name
+        if received["count"] == 1:
+            log.warning("%s: stopping gracefully (press Ctrl-C again to stop at once)", name)
+            stop()
+        else:
+            log.warning("%s: stopping now", name)
+            abort()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
+                  verdict: Verdict, console: Console) -> None:
+    from phalanx.cli.main import version
+
+    report = RunReport(
+        snapshot=result.snapshot,
+        script=str(script.path),
+        script_sha256=script.sha256,
+        host=settings.host,
+        users=settings.users,
+        spawn_rate=settings.spawn_rate,
+        run_time=settings.run_time,
+        started_at=result.started_at,
+        ended_at=result.ended_at,
+        stop_reason=result.reason.value,
+        passed=verdict.passed,
+        exit_code=verdict.exit_code,
+        reasons=verdict.reasons,
+    )
+    try:
+        if settings.json:
+            write_json_summary(settings.json, report, version())
+            console.print(f"summary written to {settings.json}", highlight=False, markup=False)
+        if settings.csv:
+            paths = write_csv_files(settings.csv, report)
+            console.print("CSV written: " + ", ".join(str(p) for p in paths),
+                          highlight=False, markup=False)
+    except OSError as exc:
+        print(f"phalanx: error: cannot write results: {exc}", file=sys.stderr)

@@ -1,0 +1,363 @@
+"""The one immutable ``Settings`` object of a run, and the table it is built from.
+
+Every option is declared once in :data:`OPTIONS` (name, parser, default, help,
+flags); the CLI, the TOML config file and ``PHALANX_*`` environment variables
+are all derived from that table, so they cannot drift apart.
+
+Precedence, lowest first: defaults < config file < environment < command line.
+Each layer is validated as it is read, so an error names where the bad value
+came from (``--users``, ``PHALANX_USERS`` or ``phalanx.toml: users``).
+
+Invariants of a built :class:`Settings`: ``users >= 1``; ``spawn_rate > 0``;
+``users <= max_users``; ``spawn_rate <= max_spawn_rate``; ``host`` is ``None``
+or an ``http``/``https`` URL with a host; durations are finite and >= 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from phalanx.config.durations import parse_duration
+from phalanx.core.errors import ConfigError
+
+ENV_PREFIX = "PHALANX_"
+# Environment variables under these prefixes belong to other features, not to settings.
+ENV_RESERVED_PREFIXES = ("PHALANX_SECRET_",)
+ENV_NON_SETTINGS = frozenset({"PHALANX_CONFIG"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run is configured with. Built at the edge, passed down, never mutated."""
+
+    file: str | None = None
+    host: str | None = None
+    users: int = 1
+    spawn_rate: float = 1.0
+    run_time: float | None = None
+    stop_timeout: float = 0.0
+    user_classes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    json: str | None = None
+    csv: str | None = None
+    live: str = "auto"
+    stats_interval: float = 1.0
+    summary_interval: float = 10.0
+    max_fail_ratio: float = 0.0
+    connect_timeout: float = 10.0
+    request_timeout: float = 60.0
+    ca_file: str | None = None
+    max_users: int = 100_000
+    max_spawn_rate: float = 10_000.0
+    seed: int | None = None
+    log_level: str = "INFO"
+    config_file: str | None = field(default=None, compare=False)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (the object itself never changes)."""
+        return dataclasses.replace(self, **changes)
+
+
+# --- value parsers: each takes the raw value (str from CLI/env, any from TOML) ----------
+
+
+def _int_at_least(minimum: int) -> Callable[[object], int]:
+    def parse(raw: object) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(f"expected an integer, got {raw!r}")
+        if isinstance(raw, int):
+            value = raw
+        else:
+            text = str(raw).strip()
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_range(
+    minimum: float, *, exclusive: bool = False, maximum: float | None = None
+) -> Callable[[object], float]:
+    def parse(raw: object) -> float:
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        try:
+            value = float(raw) if isinstance(raw, int | float) else float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        if exclusive and value <= minimum:
+            raise ValueError(f"must be greater than {minimum:g}, got {value:g}")
+        if not exclusive and value < minimum:
+            raise ValueError(f"must be at least {minimum:g}, got {value:g}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {maximum:g}, got {value:g}")
+        return value
+
+    return parse
+
+
+def _duration(raw: object) -> float:
+    value = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+    if value is None:
+        value = parse_duration(str(raw))
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a non-negative duration, got {raw!r}")
+    return value
+
+
+def _positive_duration(raw: object) -> float:
+    value = _duration(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive duration, got {raw!r}")
+    return value
+
+
+def _optional_run_time(raw: object) -> float | None:
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "0")):
+        return None
+    return _positive_duration(raw)
+
+
+def _host(raw: object) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{text!r} must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{parts.scheme}://…@{parts.hostname}: credentials in the host URL are refused; "
+            "send them from the script (headers or phalanx secrets)"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    return text.rstrip("/")
+
+
+def _text(raw: object) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def _name_list(raw: object) -> tuple[str, ...]:
+    if isinstance(raw, list | tuple):
+        items = [str(item) for item in raw]
+    else:
+        items = str(raw).split(",")
+    names = tuple(item.strip() for item in items if item.strip())
+    return names
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        text = str(raw).strip()
+        if text.lower() not in choices and text.upper() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text.upper() if text.upper() in choices else text.lower()
+
+    return parse
+
+
+def _seed(raw: object) -> int | None:
+    if raw is None or str(raw).strip() == "":
+        return None
+    return _int_at_least(0)(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its parser, its command-line flags and its help text."""
+
+    name: str
+    parse: Callable[[object], Any]
+    help: str
+    flags: tuple[str, ...]
+    metavar: str | None = None
+    positional: bool = False
+    repeatable: bool = False
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """The long flag (``--users``), used to name the option in messages."""
+        long_flags = [flag for flag in self.flags if flag.startswith("--")]
+        return long_flags[0] if long_flags else self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("file", _text, "the script that defines the simulated users (a .py file)",
+           ("-f", "--file"), "SCRIPT"),
+    Option("host", _host, "base URL of the system under test, e.g. http://127.0.0.1:8080 "
+           "(overrides the `host` of every User class)", ("-H", "--host"), "URL"),
+    Option("users", _int_at_least(1), "number of concurrent simulated users (default 1)",
+           ("-u", "--users"), "N"),
+    Option("spawn_rate", _float_range(0.0, exclusive=True),
+           "users started (or stopped) per second while ramping (default 1)",
+           ("-r", "--spawn-rate"), "PER_S"),
+    Option("run_time", _optional_run_time,
+           "stop after this long, e.g. 90, 30s, 2m, 1h30m (default: until Ctrl-C)",
+           ("-t", "--run-time"), "DURATION"),
+    Option("stop_timeout", _duration,
+           "on stop, let users finish their current task for up to this long (default 0)",
+           ("-s", "--stop-timeout"), "DURATION"),
+    Option("user_classes", _name_list, "run only these User classes of the script (default all)",
+           (), "USER_CLASS", positional=True),
+    Option("tags", _name_list, "run only tasks with any of these tags (comma separated)",
+           ("-T", "--tags"), "TAG,…"),
+    Option("exclude_tags", _name_list, "skip tasks with any of these tags (comma separated)",
+           ("-E", "--exclude-tags"), "TAG,…"),
+    Option("json", _text, "write the final summary (with percentiles) as JSON to FILE",
+           ("--json",), "FILE"),
+    Option("csv", _text, "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv",
+           ("--csv",), "PREFIX"),
+    Option("live", _choice("auto", "on", "off"),
+           "live terminal view: auto (when stdout is a terminal), on, off", ("--live",),
+           "MODE"),
+    Option("stats_interval", _float_range(0.05, maximum=60.0),
+           "seconds between stats updates (default 1)", ("--stats-interval",), "SECONDS"),
+    Option("summary_interval", _float_range(0.0),
+           "without the live view, print a progress line this often; 0 disables (default 10)",
+           ("--summary-interval",), "SECONDS"),
+    Option("max_fail_ratio", _float_range(0.0, maximum=1.0),
+           "exit 1 when the share of failed requests exceeds this (default 0: any failure)",
+           ("--max-fail-ratio",), "RATIO"),
+    Option("connect_timeout", _positive_duration, "TCP+TLS connect timeout (default 10s)",
+           ("--connect-timeout",), "DURATION"),
+    Option("request_timeout", _positive_duration,
+           "total timeout of one request, redirects included (default 60s)",
+           ("--request-timeout",), "DURATION"),
+    Option("ca_file", _text, "extra CA certificates (PEM) to trust for the target's TLS",
+           ("--ca-file",), "PEM"),
+    Option("max_users", _int_at_least(1), "refuse more users than this (default 100000)",
+           ("--max-users",), "N"),
+    Option("max_spawn_rate", _float_range(0.0, exclusive=True),
+           "refuse a spawn rate above this (default 10000)", ("--max-spawn-rate",), "PER_S"),
+    Option("seed", _seed, "seed for task selection and wait times (reproducible runs)",
+           ("--seed",), "N"),
+    Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+           "log level (default INFO)", ("-L", "--log-level"), "LEVEL"),
+)
+OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
+
+
+def _apply(values: dict[str, Any], raw: Mapping[str, object], source: Callable[[Option], str]) -> None:
+    for name, value in raw.items():
+        option = OPTIONS_BY_NAME[name]
+        try:
+            values[name] = option.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source(option)}: {exc}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, object]:
+    """Read a TOML config file: top-level keys or a ``[phalanx]`` table.
+
+    Keys may use ``-`` or ``_``. Unknown keys are an error that suggests the
+    closest known key.
+    """
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {file} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {file} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    table = data.get("phalanx", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {file}: [phalanx] must be a table")
+    result: dict[str, object] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in OPTIONS_BY_NAME:
+            hint = difflib.get_close_matches(name, list(OPTIONS_BY_NAME), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"config file {file}: unknown setting {key!r}{suggestion}")
+        result[name] = value
+    return result
+
+
+def read_environment(environ: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
+    """Settings from ``PHALANX_*`` variables, and warnings for unknown ones."""
+    result: dict[str, object] = {}
+    warnings: list[str] = []
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in ENV_NON_SETTINGS:
+            continue
+        if key.startswith(ENV_RESERVED_PREFIXES):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in OPTIONS_BY_NAME:
+            warnings.append(f"ignoring unknown environment variable {key}")
+            continue
+        result[name] = value
+    return result, warnings
+
+
+def build_settings(
+    *,
+    cli: Mapping[str, object],
+    environ: Mapping[str, str],
+    config_file: str | None = None,
+) -> tuple[Settings, list[str]]:
+    """Merge the layers into one validated :class:`Settings` (and warnings to show).
+
+    ``cli`` holds only the options given on the command line (raw strings).
+    ``config_file`` comes from ``--config`` or ``PHALANX_CONFIG``.
+    """
+    values: dict[str, Any] = {}
+    path = config_file or environ.get("PHALANX_CONFIG") or None
+    if path:
+        _apply(values, read_config_file(path), lambda o: f"config file {path}: {o.name}")
+    env_values, warnings = read_environment(environ)
+    _apply(values, env_values, lambda o: o.env_var)
+    _apply(values, cli, lambda o: o.flag if o.flags else o.metavar or o.name)
+    settings = Settings(**values, config_file=path)
+    _check_consistency(settings)
+    return settings, warnings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.users > settings.max_users:
+        raise ConfigError(
+            f"--users {settings.users} is above the limit --max-users {settings.max_users}"
+        )
+    if settings.spawn_rate > settings.max_spawn_rate:
+        raise ConfigError(
+            f"--spawn-rate {settings.spawn_rate:g} is above the limit "
+            f"--max-spawn-rate {settings.max_spawn_rate:g}"
+        )
+    overlap = set(settings.tags) & set(settings.exclude_tags)
+    if overlap:
+        raise ConfigError(f"tags both included and excluded: {', '.join(sorted(overlap))}")

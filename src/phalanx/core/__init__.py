@@ -1,0 +1,1 @@
+"""Leaf layer: types shared by every other layer. Imports nothing from phalanx."""

@@ -1,0 +1,1 @@
+"""The load engine: dispatch arithmetic (pure), the asyncio runner and the run verdict."""

@@ -1,0 +1,358 @@
+"""The single-process runner: spawns simulated users on one asyncio loop and drives a run.
+
+Ownership: every user runs in a task of one ``asyncio.TaskGroup`` owned by
+:meth:`LocalRunner.run`; the control loop (ramping, run time, load shape,
+stats flushes) runs in ``run`` itself. Nothing outlives ``run``.
+
+Decisions come from :mod:`phalanx.engine.dispatch` (pure); this module only
+acts on them. Stopping a user is cooperative: ``request_stop`` lets the user
+finish its current task, a user that is waiting is cancelled at once (its
+``on_stop`` still runs), and one still busy after ``stop_timeout`` is
+cancelled. A first stop request is graceful; :meth:`abort` cancels every
+user at once.
+
+Stats: users record into one :class:`~phalanx.stats.Recorder`; every
+``stats_interval`` the runner takes its delta, merges it into the
+:class:`~phalanx.stats.Aggregator` and hands the new snapshot, with a
+:class:`RunStatus`, to the ``on_update`` callback (the terminal view, later
+the web UI and the master link).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from phalanx.core.clock import Clock, SystemClock
+from phalanx.engine.dispatch import (
+    ClassSpec,
+    next_step,
+    ramp_allowance,
+    seconds_until_step,
+    target_counts,
+)
+from phalanx.scripting.shape import LoadShape
+from phalanx.scripting.user import User, UserContext
+from phalanx.stats import Aggregator, Recorder, StatsSnapshot
+
+log = logging.getLogger("phalanx.runner")
+
+
+class RunState(enum.Enum):
+    READY = "ready"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class StopReason(enum.Enum):
+    RUN_TIME = "run_time"
+    REQUESTED = "requested"
+    SHAPE = "shape"
+    ABORTED = "aborted"
+    NO_USERS = "no_users"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """An immutable picture of the runner, for views."""
+
+    state: RunState
+    users: int
+    target_users: int
+    spawn_rate: float
+    class_counts: tuple[tuple[str, int], ...]
+    elapsed: float
+    run_time: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What to run. Built by the CLI from :class:`~phalanx.config.Settings`."""
+
+    user_classes: tuple[type[User], ...]
+    users: int
+    spawn_rate: float
+    run_time: float | None = None
+    stop_timeout: float = 0.0
+    stats_interval: float = 1.0
+    shape: LoadShape | None = None
+    shape_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    snapshot: StatsSnapshot
+    status: RunStatus
+    reason: StopReason
+    started_at: float  # wall clock, epoch seconds
+    ended_at: float
+
+
+UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
+
+
+class _LiveUser:
+    __slots__ = ("task", "user")
+
+    def __init__(self, user: User, task: asyncio.Task[None]) -> None:
+        self.user = user
+        self.task = task
+
+
+class LocalRunner:
+    """Runs one test on the current event loop. Use once: ``await runner.run(plan)``."""
+
+    def __init__(
+        self,
+        context: UserContext,
+        recorder: Recorder,
+        aggregator: Aggregator,
+        *,
+        clock: Clock | None = None,
+        on_update: UpdateCallback | None = None,
+    ) -> None:
+        self._context = context
+        self._recorder = recorder
+        self._aggregator = aggregator
+        self._clock = clock or SystemClock()
+        self._on_update = on_update
+        self._classes: dict[str, type[User]] = {}
+        self._specs: list[ClassSpec] = []
+        self._live: dict[str, list[_LiveUser]] = {}
+        self._dispatched: dict[str, int] = {}
+        self._target: dict[str, int] = {}
+        self._target_total = 0
+        self._rate = 1.0
+        self._ramp_started = 0.0
+        self._ramp_steps = 0
+        self._stop_timeout = 0.0
+        self._state = RunState.READY
+        self._started = 0.0
+        self._run_time: float | None = None
+        self._wake = asyncio.Event()
+        self._stop_reason: StopReason | None = None
+        self._aborted = False
+        self._tg: asyncio.TaskGroup | None = None
+        self._latest: StatsSnapshot | None = None
+
+    # --- control interface (called from signal handlers, the CLI, later the web) -----
+
+    def request_stop(self) -> None:
+        """Stop gracefully: users finish their task (up to ``stop_timeout``)."""
+        if self._stop_reason is None:
+            self._stop_reason = StopReason.REQUESTED
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Stop now: cancel every user without waiting."""
+        self._aborted = True
+        if self._stop_reason is None or self._stop_reason is StopReason.REQUESTED:
+            self._stop_reason = StopReason.ABORTED
+        for users in self._live.values():
+            for live in users:
+                live.task.cancel()
+        self._wake.set()
+
+    def change_target(self, users: int, spawn_rate: float | None = None) -> None:
+        """Ramp to ``users`` users (at ``spawn_rate``, or the current rate) while running."""
+        if users < 0:
+            raise ValueError("users must be >= 0")
+        if spawn_rate is not None:
+            if spawn_rate <= 0:
+                raise ValueError("spawn_rate must be > 0")
+            self._rate = spawn_rate
+        self._target_total = users
+        self._target = target_counts(self._specs, users)
+        self._ramp_started = self._clock.monotonic()
+        self._ramp_steps = 0
+        if self._state is RunState.RUNNING:
+            self._state = RunState.SPAWNING
+        self._wake.set()
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    def status(self) -> RunStatus:
+        now = self._clock.monotonic()
+        return RunStatus(
+            state=self._state,
+            users=sum(len(users) for users in self._live.values()),
+            target_users=self._target_total,
+            spawn_rate=self._rate,
+            class_counts=tuple((name, len(users)) for name, users in self._live.items()),
+            elapsed=max(0.0, now - self._started) if self._started else 0.0,
+            run_time=self._run_time,
+        )
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def run(self, plan: RunPlan) -> RunResult:
+        if self._state is not RunState.READY:
+            raise RuntimeError("a LocalRunner runs once")
+        if not plan.user_classes:
+            raise ValueError("no user classes to run")
+        self._classes = {cls.__name__: cls for cls in plan.user_classes}
+        self._specs = [
+            ClassSpec(cls.__name__, int(cls.weight), int(cls.fixed_count))
+            for cls in plan.user_classes
+        ]
+        self._live = {name: [] for name in self._classes}
+        self._dispatched = dict.fromkeys(self._classes, 0)
+        self._stop_timeout = plan.stop_timeout
+        self._run_time = plan.run_time
+        started_wall = self._clock.wall()
+        self._started = self._clock.monotonic()
+        self._aggregator.reset(self._started)
+        self._recorder.take_delta(self._started)
+        self._state = RunState.SPAWNING
+        if plan.shape is not None:
+            plan.shape.reset_time(self._started)
+            self._rate = plan.spawn_rate
+        else:
+            self.change_target(plan.users, plan.spawn_rate)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                await self._control(plan)
+                self._state = RunState.STOPPING
+                self._publish()
+                self._stop_all()
+        finally:
+            self._tg = None
+            self._state = RunState.STOPPED
+        snapshot = self._flush()
+        return RunResult(
+            snapshot=snapshot,
+            status=self.status(),
+            reason=self._stop_reason or StopReason.REQUESTED,
+            started_at=started_wall,
+            ended_at=self._clock.wall(),
+        )
+
+    async def _control(self, plan: RunPlan) -> None:
+        next_flush = self._started + plan.stats_interval
+        next_shape = self._started
+        end = self._started + plan.run_time if plan.run_time is not None else None
+        while True:
+            now = self._clock.monotonic()
+            if self._stop_reason is not None:
+                return
+            if end is not None and now >= end:
+                self._stop_reason = StopReason.RUN_TIME
+                return
+            if plan.shape is not None and now >= next_shape:
+                tick = plan.shape.tick()
+                if tick is None:
+                    self._stop_reason = StopReason.SHAPE
+                    return
+                users, rate = int(tick[0]), float(tick[1])
+                if users != self._target_total or rate != self._rate:
+                    self.change_target(users, rate)
+                next_shape = now + plan.shape_interval
+            self._ramp(now)
+            if now >= next_flush:
+                self._publish()
+                next_flush = max(next_flush + plan.stats_interval, now)
+            deadline = next_flush
+            if end is not None:
+                deadline = min(deadline, end)
+            if plan.shape is not None:
+                deadline = min(deadline, next_shape)
+            due = self._next_ramp_due(now)
+            if due is not None:
+                deadline = min(deadline, due)
+            self._wake.clear()
+            timeout = max(0.0, deadline - self._clock.monotonic())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
+
+    def _next_ramp_due(self, now: float) -> float | None:
+        if next_step(self._dispatched, self._target) is None:
+            return None
+        wait = seconds_until_step(self._rate, now - self._ramp_started, self._ramp_steps)
+        return now + wait
+
+    def _ramp(self, now: float) -> None:
+        allowed = ramp_allowance(self._rate, now - self._ramp_started) - self._ramp_steps
+        while allowed > 0:
+            step = next_step(self._dispatched, self._target)
+            if step is None:
+                break
+            name, delta = step
+            if delta > 0:
+                self._start_user(name)
+            else:
+                self._stop_one(name)
+            self._dispatched[name] += delta
+            self._ramp_steps += 1
+            allowed -= 1
+        if next_step(self._dispatched, self._target) is None and self._state is RunState.SPAWNING:
+            self._state = RunState.RUNNING
+            log.info(
+                "ramp complete: %d users (%s)",
+                self._target_total,
+                ", ".join(f"{name}: {count}" for name, count in self._target.items()),
+            )
+
+    def _start_user(self, name: str) -> None:
+        assert self._tg is not None
+        user = self._classes[name](self._context)
+        task = self._tg.create_task(self._user_main(name, user))
+        self._live[name].append(_LiveUser(user, task))
+
+    async def _user_main(self, name: str, user: User) -> None:
+        try:
+            await user.run()
+        except Exception as exc:  # a bug that escaped the user's own handling
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            location = f"{frame.filename}:{frame.lineno}" if frame else "?"
+            self._recorder.record_exception(name, type(exc).__name__, str(exc)[:500], location)
+            log.error("user %s stopped by an unexpected error: %r", name, exc, exc_info=exc)
+        finally:
+            users = self._live.get(name)
+            if users is not None:
+                for index, live in enumerate(users):
+                    if live.user is user:
+                        users.pop(index)
+                        break
+
+    def _stop_one(self, name: str) -> None:
+        users = self._live[name]
+        if users:
+            self._stop_user(users[-1])
+
+    def _stop_user(self, live: _LiveUser) -> None:
+        live.user.request_stop()
+        if self._aborted or self._stop_timeout <= 0 or live.user.is_waiting:
+            live.task.cancel()
+        else:
+            asyncio.get_running_loop().call_later(self._stop_timeout, live.task.cancel)
+
+    def _stop_all(self) -> None:
+        for users in self._live.values():
+            for live in list(users):
+                self._stop_user(live)
+
+    def _flush(self) -> StatsSnapshot:
+        now = self._clock.monotonic()
+        self._aggregator.apply(self._recorder.take_delta(now))
+        self._latest = self._aggregator.snapshot(now)
+        return self._latest
+
+    def _publish(self) -> None:
+        snapshot = self._flush()
+        if self._on_update is not None:
+            self._on_update(snapshot, self.status())
+
+    @property
+    def latest(self) -> StatsSnapshot | None:
+        return self._latest

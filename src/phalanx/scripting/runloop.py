@@ -1,0 +1,146 @@
+"""The task loop shared by users and TaskSets.
+
+One loop (:func:`task_loop`) serves a User and every TaskSet nested in it; the
+*owner* is the instance whose tasks run (User or TaskSet), the *user* is the
+simulated user that owns the whole stack (the one with the stop/wait state).
+
+Per iteration: stop if the user was asked to stop; pick a task; run it; stop
+if asked meanwhile; wait ``owner.wait_time()`` seconds. Outcomes of a task:
+
+- returns, or raises ``RescheduleTask``: the loop goes on;
+- raises any other ``Exception``: reported (see :mod:`.reporting`), loop goes on;
+- a nested TaskSet raises ``InterruptTaskSet``: control is back in this loop;
+  with ``reschedule=True`` the wait is skipped (a zero wait still yields);
+- a task of a TaskSet raises ``InterruptTaskSet``: it propagates (it ends
+  that TaskSet); from a User's own task it is a misuse and is reported;
+- ``StopUser``, ``CancelledError`` and other ``BaseException``: propagate.
+
+Waiting: while asleep the user's ``is_waiting`` is True. If the sleep is
+cancelled *after* ``request_stop()``, the cancellation is absorbed (the task's
+cancel request is withdrawn with ``Task.uncancel()``, so timeouts inside
+``on_stop`` still work) and the loop returns normally, letting each level run
+its ``on_stop``. A cancellation at any other time propagates unchanged.
+
+Timing attributes maintained on the user (see :mod:`.wait_time`):
+``task_started_at`` before a task runs, ``last_task_duration`` after it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
+from phalanx.scripting.reporting import report_exception
+
+if TYPE_CHECKING:
+    from phalanx.scripting.task import TaskEntry, TaskTable
+    from phalanx.scripting.taskset import TaskSet
+    from phalanx.scripting.user import User
+
+WAITING: Final = 1
+"""Bit of ``User._state``: the user is sleeping between two tasks."""
+STOPPING: Final = 2
+"""Bit of ``User._state``: ``request_stop()`` was called."""
+
+
+def hook_name(owner: object, name: str) -> str:
+    """The qualified name reported for a hook, e.g. ``Shopper.on_start``."""
+    function = getattr(type(owner), name, None)
+    qualname = getattr(function, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else f"{type(owner).__qualname__}.{name}"
+
+
+async def run_hook(
+    owner: User | TaskSet,
+    user: User,
+    name: str,
+    passthrough: tuple[type[BaseException], ...],
+) -> bool:
+    """Await ``owner.<name>()``; True if it completed, False if it raised (reported).
+
+    Exceptions in ``passthrough`` (and every non-``Exception``) propagate.
+    """
+    hook = getattr(owner, name)
+    try:
+        await hook()
+    except passthrough:
+        raise
+    except Exception as exc:
+        report_exception(user.context, hook_name(owner, name), exc)
+        return False
+    return True
+
+
+async def run_entry(owner: User | TaskSet, user: User, entry: TaskEntry) -> bool:
+    """Run one task of ``owner``; True when the following wait must be skipped."""
+    started = time.perf_counter()
+    user.task_started_at = started
+    try:
+        function = entry.function
+        if function is not None:
+            await function(owner)
+        else:
+            assert entry.taskset is not None
+            child = entry.taskset(owner)
+            child._table = entry.table
+            await child.run()
+    except RescheduleTask:
+        pass
+    except InterruptTaskSet as exc:
+        if entry.function is None:
+            return exc.reschedule  # the nested TaskSet handed control back
+        if owner is not user:
+            raise  # ends the TaskSet that owns this task
+        misuse = RuntimeError("interrupt() was called from a User's task; only TaskSets can be interrupted")
+        report_exception(user.context, entry.name, misuse.with_traceback(exc.__traceback__))
+    except StopUser:
+        raise
+    except Exception as exc:
+        report_exception(user.context, entry.name, exc)
+    finally:
+        user.last_task_duration = time.perf_counter() - started
+    return False
+
+
+def wait_seconds(owner: User | TaskSet, user: User) -> float:
+    """Ask ``owner.wait_time()``; a broken wait time is reported and stops the user.
+
+    Negative values count as 0; a non-number or NaN is an error.
+    """
+    wait_time: Any = owner.wait_time
+    try:
+        seconds = wait_time()
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+            raise TypeError(f"wait_time() must return a number of seconds, got {seconds!r}")
+    except (StopUser, InterruptTaskSet, RescheduleTask):
+        raise
+    except Exception as exc:
+        report_exception(user.context, hook_name(owner, "wait_time"), exc)
+        raise StopUser from exc
+    return max(0.0, float(seconds))
+
+
+async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None:
+    """Run ``owner``'s tasks from ``table`` until the user stops (see the module docstring)."""
+    if not table.entries:
+        return
+    while not user._state & STOPPING:
+        skip_wait = await run_entry(owner, user, owner._next_entry(table))
+        if user._state & STOPPING:
+            return
+        seconds = 0.0 if skip_wait else wait_seconds(owner, user)
+        user._state |= WAITING
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            if not user._state & STOPPING:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return
+        finally:
+            user._state &= ~WAITING

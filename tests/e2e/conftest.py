@@ -1,0 +1,32 @@
+"""Helpers for running the real ``phalanx`` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+
+def run_phalanx(args: Sequence[str], *, cwd: Path, timeout: float = 60.0,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m phalanx ARGS`` with a clean PHALANX_* environment."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    environ.update(env or {})
+    environ["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "phalanx", *args],
+        cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+@pytest.fixture
+def phalanx_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    def call(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+        return run_phalanx(args, cwd=tmp_path, timeout=timeout, env=env)
+
+    return call

@@ -1,0 +1,223 @@
+"""The local runner on a real event loop: spawning, weights, stop paths, shapes, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import pytest
+
+from phalanx import LoadShape, User, constant, task
+from phalanx.engine.runner import LocalRunner, RunPlan, RunResult, RunState, RunStatus, StopReason
+from phalanx.scripting.context import UserContext
+from phalanx.stats import Aggregator, Recorder, StatsSnapshot
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Events:
+    """What the test users did, shared through the class (reset per test)."""
+
+    started = 0
+    stopped = 0
+    tasks = 0
+
+
+class Quick(User):
+    wait_time = constant(0.01)
+
+    async def on_start(self) -> None:
+        Events.started += 1
+
+    async def on_stop(self) -> None:
+        Events.stopped += 1
+
+    @task
+    async def work(self) -> None:
+        Events.tasks += 1
+        async with self.measure("CUSTOM", "work"):
+            await asyncio.sleep(0)
+
+
+class Heavy(Quick):
+    weight = 3
+
+
+class Light(Quick):
+    weight = 1
+
+
+class Sleeper(User):
+    """Waits an hour between tasks: stopping must not wait for that."""
+
+    wait_time = constant(3600)
+
+    async def on_stop(self) -> None:
+        Events.stopped += 1
+
+    @task
+    async def work(self) -> None:
+        async with self.measure("CUSTOM", "nap"):
+            await asyncio.sleep(0)
+
+
+class Busy(User):
+    """A task that never ends on its own: only the stop timeout ends it."""
+
+    wait_time = constant(0)
+
+    @task
+    async def work(self) -> None:
+        Events.tasks += 1
+        await asyncio.sleep(3600)
+
+
+@pytest.fixture(autouse=True)
+def _reset_events() -> None:
+    Events.started = Events.stopped = Events.tasks = 0
+
+
+def make_runner(
+    on_update: Callable[[StatsSnapshot, RunStatus], None] | None = None,
+) -> tuple[LocalRunner, Recorder]:
+    recorder = Recorder(0.0)
+    context = UserContext(recorder=recorder, random=random.Random(7))
+    runner = LocalRunner(context, recorder, Aggregator(start=0.0), on_update=on_update)
+    return runner, recorder
+
+
+async def test_run_time_ends_the_run_with_every_user_started_and_stopped() -> None:
+    runner, _ = make_runner()
+    result = await runner.run(RunPlan((Quick,), users=5, spawn_rate=1000, run_time=0.3,
+                                      stats_interval=0.05))
+    assert result.reason is StopReason.RUN_TIME
+    assert Events.started == 5
+    assert Events.stopped == 5
+    assert result.status.state is RunState.STOPPED
+    assert result.status.users == 0
+    assert result.snapshot.total.num_requests == Events.tasks > 0
+
+
+async def test_weights_are_honoured_exactly_once_ramped() -> None:
+    seen: list[RunStatus] = []
+    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+    await runner.run(RunPlan((Heavy, Light), users=8, spawn_rate=1000, run_time=0.3,
+                             stats_interval=0.05))
+    running = [s for s in seen if s.state is RunState.RUNNING]
+    assert running, "the run never reported a completed ramp"
+    assert dict(running[-1].class_counts) == {"Heavy": 6, "Light": 2}
+
+
+async def test_spawn_rate_paces_the_ramp() -> None:
+    seen: list[RunStatus] = []
+    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+    await runner.run(RunPlan((Sleeper,), users=50, spawn_rate=20, run_time=0.5,
+                             stats_interval=0.1))
+    # 20 users/s for 0.5 s is about 11 users, far from 50: the ramp is paced
+    assert 5 <= max(s.users for s in seen) <= 15
+
+
+async def test_graceful_stop_cancels_waiting_users_at_once_and_runs_on_stop() -> None:
+    runner, _ = make_runner()
+
+    async def stop_soon() -> None:
+        while Events.started < 3 and runner.status().users < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        runner.request_stop()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(stop_soon())
+        run = tg.create_task(runner.run(RunPlan((Sleeper,), users=3, spawn_rate=1000,
+                                                stop_timeout=30)))
+    result: RunResult = run.result()
+    assert result.reason is StopReason.REQUESTED
+    assert Events.stopped == 3
+
+
+async def test_stop_timeout_cancels_a_busy_user() -> None:
+    runner, _ = make_runner()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    result = await runner.run(RunPlan((Busy,), users=2, spawn_rate=1000, run_time=0.1,
+                                      stop_timeout=0.2))
+    assert result.reason is StopReason.RUN_TIME
+    assert loop.time() - began < 10
+    assert result.status.users == 0
+
+
+async def test_abort_stops_everything_at_once() -> None:
+    runner, _ = make_runner()
+
+    async def abort_soon() -> None:
+        while runner.status().users < 2:
+            await asyncio.sleep(0.01)
+        runner.request_stop()
+        runner.abort()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(abort_soon())
+        run = tg.create_task(runner.run(RunPlan((Busy,), users=2, spawn_rate=1000,
+                                                stop_timeout=3600)))
+    assert run.result().reason is StopReason.ABORTED
+
+
+async def test_change_target_ramps_down_while_running() -> None:
+    seen: list[RunStatus] = []
+    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+
+    async def shrink() -> None:
+        while runner.status().users < 6:
+            await asyncio.sleep(0.01)
+        runner.change_target(2, spawn_rate=1000)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(shrink())
+        tg.create_task(runner.run(RunPlan((Sleeper,), users=6, spawn_rate=1000, run_time=0.4,
+                                          stats_interval=0.05)))
+    assert seen[-2].users == 2 or any(s.users == 2 and s.target_users == 2 for s in seen)
+    assert Events.stopped == 6
+
+
+class Steps(LoadShape):
+    def tick(self) -> tuple[int, float] | None:
+        run_time = self.get_run_time()
+        if run_time < 0.15:
+            return (2, 100.0)
+        if run_time < 0.3:
+            return (4, 100.0)
+        return None
+
+
+async def test_a_load_shape_drives_users_and_ends_the_run() -> None:
+    seen: list[RunStatus] = []
+    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+    result = await runner.run(RunPlan((Sleeper,), users=1, spawn_rate=1, shape=Steps(),
+                                      shape_interval=0.05, stats_interval=0.02))
+    assert result.reason is StopReason.SHAPE
+    assert {s.target_users for s in seen} >= {2, 4}
+
+
+class Broken(User):
+    wait_time = constant(0.01)
+
+    @task
+    async def fails(self) -> None:
+        raise ValueError("boom")
+
+
+async def test_task_exceptions_are_recorded_and_users_keep_going() -> None:
+    runner, _ = make_runner()
+    result = await runner.run(RunPlan((Broken,), users=2, spawn_rate=1000, run_time=0.2))
+    [exc] = result.snapshot.exceptions
+    assert exc.error_type == "ValueError"
+    assert exc.count >= 4  # both users went on after the first exception
+    assert "test_engine_runner.py" in exc.location
+
+
+async def test_a_runner_runs_once() -> None:
+    runner, _ = make_runner()
+    await runner.run(RunPlan((Quick,), users=1, spawn_rate=10, run_time=0.05))
+    with pytest.raises(RuntimeError, match="runs once"):
+        await runner.run(RunPlan((Quick,), users=1, spawn_rate=10, run_time=0.05))

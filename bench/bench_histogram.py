@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import timeit
+from collections.abc import Callable
 
 from phalanx.core.results import RequestFailure
 from phalanx.stats import Histogram, Recorder
@@ -17,8 +18,7 @@ LOOPS = 50
 REPEATS = 7
 
 
-def _best_ns_per_call(run: object, calls: int) -> float:
-    assert callable(run)
+def _best_ns_per_call(run: Callable[[], None], calls: int) -> float:
     best = min(timeit.repeat(run, number=LOOPS, repeat=REPEATS))
     return best / (LOOPS * calls) * 1e9
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import secrets
@@ -61,7 +62,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 return
             if length:
                 await asyncio.wait_for(reader.readexactly(length), timeout=30)
-            await asyncio.sleep(random.lognormvariate(-5.5, 0.6))  # noqa: S311 - simulated latency
+            await asyncio.sleep(random.lognormvariate(-5.5, 0.6))
             writer.write(route(method, target.split("?", 1)[0]))
             await writer.drain()
             if headers.get("connection", "").lower() == "close":
@@ -82,10 +83,8 @@ async def serve(port: int, max_seconds: float) -> None:
     bound = server.sockets[0].getsockname()[1]
     print(f"demo target listening on http://{HOST}:{bound}", flush=True)
     async with server:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max_seconds)
-        except TimeoutError:
-            pass
 
 
 def main() -> None:

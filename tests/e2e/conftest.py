@@ -30,3 +30,26 @@ def phalanx_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         return run_phalanx(args, cwd=tmp_path, timeout=timeout, env=env)
 
     return call
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def demo_target():  # type: ignore[no-untyped-def]
+    """The bundled demo shop (examples/demo/target.py) on 127.0.0.1, an ephemeral port."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "examples" / "demo" / "target.py"), "--port", "0",
+         "--max-seconds", "120"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, line
+        yield line.strip().rsplit(" ", 1)[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -31,7 +32,6 @@ from phalanx.exporters.csv_files import write_csv_files
 from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
 from phalanx.http.options import HttpOptions, TlsContexts
-from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
 from phalanx.scripting.task import classes_without_tasks
 from phalanx.scripting.user import User, UserContext, validate_user_classes
 from phalanx.stats import Aggregator, Recorder

@@ -42,7 +42,7 @@ def format_duration(seconds: float) -> str:
     """Format seconds compactly for people: ``1h02m03s``, ``2m00s``, ``4.5s``."""
     if seconds < 60:
         return f"{seconds:.1f}s" if seconds != int(seconds) else f"{int(seconds)}s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

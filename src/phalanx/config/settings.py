@@ -165,10 +165,7 @@ def _text(raw: object) -> str | None:
 
 
 def _name_list(raw: object) -> tuple[str, ...]:
-    if isinstance(raw, list | tuple):
-        items = [str(item) for item in raw]
-    else:
-        items = str(raw).split(",")
+    items = [str(item) for item in raw] if isinstance(raw, list | tuple) else str(raw).split(",")
     names = tuple(item.strip() for item in items if item.strip())
     return names
 
@@ -268,7 +265,9 @@ OPTIONS: tuple[Option, ...] = (
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 
 
-def _apply(values: dict[str, Any], raw: Mapping[str, object], source: Callable[[Option], str]) -> None:
+def _apply(
+    values: dict[str, Any], raw: Mapping[str, object], source: Callable[[Option], str]
+) -> None:
     for name, value in raw.items():
         option = OPTIONS_BY_NAME[name]
         try:

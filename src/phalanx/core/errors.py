@@ -34,11 +34,11 @@ class ScriptError(PhalanxError):
         super().__init__(f"{where}{message}")
 
 
-class StopUser(Exception):  # noqa: N818 - name is part of the scripting API (Locust parity)
+class StopUser(Exception):
     """Raised inside a task to stop this simulated user (``on_stop`` still runs)."""
 
 
-class InterruptTaskSet(Exception):  # noqa: N818 - Locust parity
+class InterruptTaskSet(Exception):
     """Raised by ``TaskSet.interrupt()`` to return control to the parent."""
 
     def __init__(self, reschedule: bool = True) -> None:
@@ -46,5 +46,5 @@ class InterruptTaskSet(Exception):  # noqa: N818 - Locust parity
         self.reschedule = reschedule
 
 
-class RescheduleTask(Exception):  # noqa: N818 - Locust parity
+class RescheduleTask(Exception):
     """Raised inside a task to end it early and pick the next task."""

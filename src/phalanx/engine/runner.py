@@ -21,6 +21,7 @@ the web UI and the master link).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import traceback
@@ -270,10 +271,8 @@ class LocalRunner:
                 deadline = min(deadline, due)
             self._wake.clear()
             timeout = max(0.0, deadline - self._clock.monotonic())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
 
     def _next_ramp_due(self, now: float) -> float | None:
         if next_step(self._dispatched, self._target) is None:
@@ -304,7 +303,8 @@ class LocalRunner:
             )
 
     def _start_user(self, name: str) -> None:
-        assert self._tg is not None
+        if self._tg is None:
+            raise RuntimeError("users start only while the run is in progress")
         user = self._classes[name](self._context)
         task = self._tg.create_task(self._user_main(name, user))
         self._live[name].append(_LiveUser(user, task))

@@ -1,4 +1,4 @@
-"""The ``--csv PREFIX`` files: ``PREFIX_stats.csv``, ``PREFIX_failures.csv``, ``PREFIX_exceptions.csv``.
+"""The ``--csv PREFIX`` files: ``PREFIX_stats.csv``, ``_failures.csv`` and ``_exceptions.csv``.
 
 Column names follow Locust's so existing spreadsheets and scripts keep
 working; latencies are milliseconds. Every text cell that a spreadsheet would

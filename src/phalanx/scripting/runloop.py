@@ -80,11 +80,11 @@ async def run_entry(owner: User | TaskSet, user: User, entry: TaskEntry) -> bool
     user.task_started_at = started
     try:
         function = entry.function
+        taskset = entry.taskset
         if function is not None:
             await function(owner)
-        else:
-            assert entry.taskset is not None
-            child = entry.taskset(owner)
+        elif taskset is not None:
+            child = taskset(owner)
             child._table = entry.table
             await child.run()
     except RescheduleTask:
@@ -94,7 +94,9 @@ async def run_entry(owner: User | TaskSet, user: User, entry: TaskEntry) -> bool
             return exc.reschedule  # the nested TaskSet handed control back
         if owner is not user:
             raise  # ends the TaskSet that owns this task
-        misuse = RuntimeError("interrupt() was called from a User's task; only TaskSets can be interrupted")
+        misuse = RuntimeError(
+            "interrupt() was called from a User's task; only TaskSets can be interrupted"
+        )
         report_exception(user.context, entry.name, misuse.with_traceback(exc.__traceback__))
     except StopUser:
         raise

@@ -250,8 +250,7 @@ def _compile(
         effective = inherited | tags_of(target)
         if exclude_tags and effective & exclude_tags:
             continue
-        if _is_taskset_class(target):
-            assert isinstance(target, type)
+        if isinstance(target, type) and _is_taskset_class(target):
             nested = _compile(target, tags, exclude_tags, effective, (*enclosing, cls))
             if nested.entries:
                 rows.append(TaskEntry(target.__qualname__, weight, effective, None, target, nested))

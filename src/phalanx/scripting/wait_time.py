@@ -62,7 +62,9 @@ def between(min_wait: float, max_wait: float) -> WaitTime:
     low = _seconds("between(): min_wait", min_wait)
     high = _seconds("between(): max_wait", max_wait)
     if low > high:
-        raise ValueError(f"between(): min_wait ({min_wait!r}) is greater than max_wait ({max_wait!r})")
+        raise ValueError(
+            f"between(): min_wait ({min_wait!r}) is greater than max_wait ({max_wait!r})"
+        )
     span = high - low
 
     def wait_time(instance: HasRandom) -> float:

@@ -51,6 +51,9 @@ MAX_VALUE: Final = 100_000.0
 
 DEFAULT_RELATIVE_ERROR: Final = 0.01
 
+MIN_RELATIVE_ERROR: Final = 1e-4
+"""Smallest accepted relative error; it bounds the bucket range to about 127,000."""
+
 _NS_PER_S: Final = 1e9
 # q * n is computed in floating point; shave a relative hair off before ceil so
 # that e.g. 0.99 * 100 == 99.00000000000001 still means rank 99.
@@ -84,16 +87,19 @@ def _check_relative_error(relative_error: object) -> float:
     if (
         not isinstance(relative_error, float | int)
         or isinstance(relative_error, bool)
-        or not 0.0 < relative_error < 0.5
+        or not MIN_RELATIVE_ERROR <= relative_error < 0.5
     ):
-        raise ValueError(f"relative_error must be a number in (0, 0.5), got {relative_error!r}")
+        raise ValueError(
+            f"relative_error must be a number in [{MIN_RELATIVE_ERROR}, 0.5),"
+            f" got {relative_error!r}"
+        )
     return float(relative_error)
 
 
 def check_wire(wire: HistogramWire) -> None:
     """Raise ``ValueError`` unless ``wire`` is a well-formed histogram.
 
-    Checks: relative error in (0, 0.5); counts non-negative; parallel bucket
+    Checks: relative error in ``[MIN_RELATIVE_ERROR, 0.5)``; counts non-negative; parallel bucket
     lists of equal length with strictly increasing indices and positive counts
     summing to ``count``; ``0 <= min <= max <= MAX_VALUE``; the first and last
     buckets are those of ``min`` and ``max``; ``total_ns`` lies between

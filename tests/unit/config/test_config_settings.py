@@ -108,7 +108,8 @@ def test_unknown_env_variables_warn_but_secrets_are_not_settings() -> None:
 def test_unknown_config_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("spawn_rte = 3\n")
-    with pytest.raises(ConfigError, match="unknown setting 'spawn_rte' \\(did you mean 'spawn_rate'"):
+    expected = "unknown setting 'spawn_rte' \\(did you mean 'spawn_rate'"
+    with pytest.raises(ConfigError, match=expected):
         read_config_file(config)
 
 

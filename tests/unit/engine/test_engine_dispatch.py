@@ -120,7 +120,9 @@ def test_ramp_allowance_allows_first_step_at_once_then_one_per_interval() -> Non
         ramp_allowance(0.0, 1.0)
 
 
-@pytest.mark.parametrize(("rate", "steps"), list(itertools.product([0.5, 1.0, 3.0, 50.0], [0, 1, 7])))
+@pytest.mark.parametrize(
+    ("rate", "steps"), list(itertools.product([0.5, 1.0, 3.0, 50.0], [0, 1, 7]))
+)
 def test_seconds_until_step_agrees_with_allowance(rate: float, steps: int) -> None:
     wait = seconds_until_step(rate, 0.0, steps)
     assert ramp_allowance(rate, wait) >= steps + 1

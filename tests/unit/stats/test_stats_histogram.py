@@ -115,9 +115,7 @@ def test_count_total_min_max_are_exact(distribution: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    values=st.lists(
-        st.floats(min_value=MIN_VALUE, max_value=MAX_VALUE), min_size=1, max_size=200
-    ),
+    values=st.lists(st.floats(min_value=MIN_VALUE, max_value=MAX_VALUE), min_size=1, max_size=200),
     q=st.sampled_from([i / 1000 for i in range(1001)]),
     relative_error=st.sampled_from([0.001, 0.01, 0.1, 0.3]),
 )
@@ -183,7 +181,7 @@ def test_bucket_count_stays_bounded_over_the_whole_range() -> None:
     assert len(histogram.to_wire().indices) <= limit
 
 
-@pytest.mark.parametrize("relative_error", [0.0, -0.1, 0.5, 0.7, math.nan])
+@pytest.mark.parametrize("relative_error", [0.0, 1e-300, 1e-5, -0.1, 0.5, 0.7, math.nan])
 def test_relative_error_outside_open_zero_half_is_rejected(relative_error: float) -> None:
     with pytest.raises(ValueError, match="relative_error"):
         Histogram(relative_error)
@@ -277,6 +275,7 @@ def _valid_wire() -> HistogramWire:
     [
         ({"relative_error": 0.6}, "relative_error"),
         ({"relative_error": 0.0}, "relative_error"),
+        ({"relative_error": 1e-300}, "relative_error"),
         ({"count": -1}, "negative"),
         ({"total_ns": -1}, "negative"),
         ({"counts": (1, 1)}, "length"),

@@ -1,0 +1,524 @@
+"""The client one simulated user holds: :class:`HttpSession`.
+
+Map of the package::
+
+    HttpSession.request() -> RequestCall          (awaitable / async context manager)
+      _perform: url.resolve_url, encoding.*, naming.default_request_name
+        per hop  _send: pool.OriginPool -> connector.open_connection (resolve, admit_addresses,
+                        connect, TLS) -> connection.HttpConnection.exchange (httptools)
+                 cookies.CookieJar (store / cookie_header), redirects.next_hop
+      recorder.record(method, name, elapsed, wire_bytes, failure) once per hop
+
+Why a hand-written client: this is the load generator's hot path (see
+:mod:`phalanx.http.connection`). Per request it creates no task, only a
+``RequestCall``, one coroutine, one future, one timer handle, the request bytes
+and the ``Response``; the head is preformatted per origin.
+
+Guarantees:
+
+- Awaiting a request never raises for a transport or HTTP problem: the
+  ``Response`` carries ``error`` (a stable kind) or a 4xx/5xx status. Only
+  ``CancelledError`` (and other ``BaseException``) propagate; a cancelled
+  exchange closes its connection.
+- Every hop is recorded exactly once: without ``catch_response`` when its
+  response is complete; with ``catch_response`` the final hop is recorded when
+  the ``async with`` block exits (earlier redirect hops immediately). Awaiting a
+  ``catch_response=True`` call without ``async with`` records at once.
+- Idle cost: a session with no connection holds a few references; the pool
+  dict and the cookie jar are created on first use.
+
+Timeouts: ``connect_timeout`` (per connection), ``read_timeout`` (silence
+between bytes) and the total deadline (``timeout=`` or ``total_timeout``,
+covering pool waits, connects, every redirect hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Final, TypedDict, Unpack
+
+from phalanx.core.errors import ConfigError, InterruptTaskSet, RescheduleTask, StopUser
+from phalanx.core.results import ErrorKind, RequestFailure, RequestRecorder
+from phalanx.http.cookies import CookieJar
+from phalanx.http.encoding import (
+    InvalidRequest,
+    UserHeaders,
+    check_method,
+    default_header_block,
+    encode_body,
+    encode_head,
+    prepare_headers,
+)
+from phalanx.http.failures import TransportError
+from phalanx.http.naming import default_request_name, fallback_request_name
+from phalanx.http.options import HttpOptions, TlsContexts
+from phalanx.http.pool import OriginPool
+from phalanx.http.redirects import REDIRECT_STATUSES, next_hop
+from phalanx.http.response import Response
+from phalanx.http.url import (
+    BaseUrl,
+    InvalidUrl,
+    Origin,
+    Url,
+    append_params,
+    parse_base_url,
+    resolve_location,
+    resolve_url,
+)
+
+__all__ = ["HttpSession", "RequestCall", "RequestOptions"]
+
+ParamValue = str | int | float
+Params = Mapping[str, ParamValue] | Sequence[tuple[str, ParamValue]]
+
+_KNOWN_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# Exceptions that steer a user's task: they leave a catch_response block
+# without making the request a failure.
+_CONTROL_FLOW: Final = (StopUser, RescheduleTask, InterruptTaskSet)
+
+
+class RequestOptions(TypedDict, total=False):
+    """Keyword arguments shared by :meth:`HttpSession.request` and the verb helpers."""
+
+    name: str | None
+    params: Params | None
+    headers: Mapping[str, str] | None
+    data: bytes | str | Mapping[str, str] | None
+    json: Any
+    timeout: float | None
+    allow_redirects: bool
+    catch_response: bool
+
+
+class HttpSession:
+    """Keep-alive HTTP/1.1 client of one simulated user; see the module docstring.
+
+    ``base_url`` (``http(s)://host[:port][/prefix]``) is what relative URLs
+    resolve against; ``recorder`` receives every request. Pass the run's
+    shared ``tls`` (:class:`TlsContexts`): without it the session builds its
+    own on its first https connection.
+    """
+
+    __slots__ = ("_base", "_cookies", "_options", "_pools", "_recorder", "_tls")
+
+    def __init__(
+        self,
+        base_url: str | None,
+        recorder: RequestRecorder,
+        *,
+        options: HttpOptions = HttpOptions(),  # noqa: B008 - immutable, shared on purpose
+        tls: TlsContexts | None = None,
+    ) -> None:
+        base: BaseUrl | None = None
+        if base_url:
+            try:
+                base = parse_base_url(base_url)
+            except InvalidUrl as exc:
+                raise ConfigError(f"invalid base URL (host): {exc}") from None
+        self._base = base
+        self._recorder = recorder
+        self._options = options
+        self._tls = tls
+        self._pools: dict[Origin, OriginPool] | None = None
+        self._cookies: CookieJar | None = None
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        return None if self._base is None else str(self._base.url)
+
+    @property
+    def cookies(self) -> CookieJar:
+        """This user's cookie jar (created on first use)."""
+        jar = self._cookies
+        if jar is None:
+            jar = self._cookies = CookieJar()
+        return jar
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        name: str | None = None,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | str | Mapping[str, str] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+        allow_redirects: bool = True,
+        catch_response: bool = False,
+    ) -> RequestCall:
+        """Prepare a request; ``await`` it (or ``async with`` it) to send it.
+
+        ``timeout`` overrides ``total_timeout`` for this request. ``name`` is
+        the stats name (default: the path without query, see
+        :mod:`phalanx.http.naming`).
+        """
+        return RequestCall(
+            self,
+            method,
+            url,
+            name,
+            params,
+            headers,
+            data,
+            json,
+            timeout,
+            allow_redirects,
+            catch_response,
+        )
+
+    def get(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Unpack[RequestOptions]) -> RequestCall:
+        return self.request("OPTIONS", url, **kwargs)
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, all origins together."""
+        return 0 if self._pools is None else sum(p.connection_count for p in self._pools.values())
+
+    async def close(self) -> None:
+        """Close every connection of this session. The session stays usable."""
+        pools = self._pools
+        self._pools = None
+        if pools:
+            for pool in pools.values():
+                await pool.close()
+
+    async def __aenter__(self) -> HttpSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- one request, all hops ------------------------------------------------------------
+
+    async def _perform(self, call: RequestCall, record_final: bool) -> Response:
+        options = self._options
+        loop = asyncio.get_running_loop()
+        timeout = call._timeout if call._timeout is not None else options.total_timeout
+        deadline = loop.time() + timeout
+        method = call._method
+        base = self._base
+        try:
+            if method not in _KNOWN_METHODS:
+                method = check_method(method)
+            url = resolve_url(call._url, base)
+            if call._params:
+                url = url._replace(target=append_params(url.target, call._params))
+            if call._data is None and call._json is None:
+                body: bytes | None = None
+                content_type: str | None = None
+            else:
+                body, content_type = encode_body(call._data, call._json)
+            headers = prepare_headers(call._headers) if call._headers else None
+        except (InvalidUrl, InvalidRequest) as exc:
+            kind = ErrorKind.INVALID_URL if isinstance(exc, InvalidUrl) else ErrorKind.OTHER
+            response = Response.failed(method, call._url, RequestFailure(kind, str(exc)))
+            name = call._name or fallback_request_name(call._url)
+            call._final = (method, name)
+            if record_final:
+                self._record(method, name, response)
+            return response
+
+        base_origin = base.url.origin if base is not None else None
+        name = call._name or default_request_name(url, base_origin)
+        history: list[Response] | None = None
+        while True:
+            response = await self._send(method, url, headers, body, content_type, deadline)
+            if (
+                response.status_code not in REDIRECT_STATUSES
+                or not call._allow_redirects
+                or response.error is not None
+            ):
+                break
+            location = response.headers.get("location")
+            if location is None:
+                break
+            if (0 if history is None else len(history)) >= options.max_redirects:
+                response.error = RequestFailure(
+                    ErrorKind.TOO_MANY_REDIRECTS,
+                    f"more than {options.max_redirects} redirects",
+                )
+                break
+            try:
+                next_url = resolve_location(location, url)
+            except InvalidUrl as exc:
+                response.error = RequestFailure(
+                    ErrorKind.INVALID_URL, f"redirect to an invalid URL: {exc}"
+                )
+                break
+            self._record(method, name, response)
+            if history is None:
+                history = []
+            history.append(response)
+            method, body, content_type, headers = next_hop(
+                response.status_code,
+                method,
+                body,
+                content_type,
+                headers,
+                same_origin=next_url.origin == url.origin,
+            )
+            url = next_url
+            name = default_request_name(url, base_origin)
+        if history is not None:
+            response._history = history
+        call._final = (method, name)
+        if record_final:
+            self._record(method, name, response)
+        return response
+
+    # -- one hop ----------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        url: Url,
+        headers: UserHeaders | None,
+        body: bytes | None,
+        content_type: str | None,
+        deadline: float,
+    ) -> Response:
+        start = time.perf_counter()
+        result: Response | RequestFailure
+        try:
+            pool = self._pool(url.origin)
+            jar = self._cookies
+            cookie = jar.cookie_header(url, time.time()) if jar else None
+            payload = encode_head(
+                method,
+                url.target,
+                pool.header_block,
+                headers,
+                body,
+                content_type,
+                cookie,
+                url.authorization,
+            )
+        except TransportError as exc:
+            result = exc.failure
+        except UnicodeEncodeError:
+            result = RequestFailure(ErrorKind.OTHER, "request headers are not latin-1")
+        else:
+            if body:
+                payload += body
+            result = await self._exchange(pool, method, payload, deadline)
+        if type(result) is Response:
+            response = result
+        else:
+            assert isinstance(result, RequestFailure)  # noqa: S101 - narrowing for mypy
+            response = Response.failed(method, url, result)
+        response.elapsed = time.perf_counter() - start
+        response.request_method = method
+        response._url = url
+        if response.has_set_cookie:
+            self.cookies.store(response.headers.get_all("set-cookie"), url, time.time())
+        return response
+
+    async def _exchange(
+        self, pool: OriginPool, method: str, payload: bytes, deadline: float
+    ) -> Response | RequestFailure:
+        options = self._options
+        is_head = method == "HEAD"
+        retries = options.max_connections_per_origin
+        while True:
+            connection = pool.take_idle()
+            reused = True
+            if connection is None:
+                try:
+                    connection, reused = await pool.acquire(deadline)
+                except TransportError as exc:
+                    return exc.failure
+            waiter = connection.exchange(
+                payload,
+                head=is_head,
+                limit=options.max_body_bytes,
+                read_timeout=options.read_timeout,
+                deadline=deadline,
+            )
+            try:
+                result = await waiter
+            except BaseException:
+                connection.close()
+                pool.release(connection, False)
+                raise
+            if type(result) is Response:
+                pool.release(connection, connection.reusable)
+                return result
+            pool.release(connection, False)
+            assert isinstance(result, RequestFailure)  # noqa: S101 - narrowing for mypy
+            # A kept-alive connection the server had already closed: try a fresh one.
+            if (
+                reused
+                and retries > 0
+                and not connection.received_any
+                and result.kind == ErrorKind.CONNECTION_RESET
+                and method in _IDEMPOTENT
+            ):
+                retries -= 1
+                continue
+            return result
+
+    def _pool(self, origin: Origin) -> OriginPool:
+        pools = self._pools
+        if pools is None:
+            pools = self._pools = {}
+        pool = pools.get(origin)
+        if pool is None:
+            ssl_context = None
+            if origin.is_tls:
+                tls = self._tls
+                if tls is None:
+                    tls = self._tls = TlsContexts()
+                try:
+                    ssl_context = tls.for_options(self._options)
+                except ConfigError as exc:
+                    raise TransportError(RequestFailure(ErrorKind.TLS, str(exc))) from None
+            pool = pools[origin] = OriginPool(
+                asyncio.get_running_loop(),
+                origin,
+                limit=self._options.max_connections_per_origin,
+                ssl_context=ssl_context,
+                connect_timeout=self._options.connect_timeout,
+                header_block=default_header_block(origin.authority, self._options.user_agent),
+            )
+        return pool
+
+    def _record(self, method: str, name: str, response: Response) -> None:
+        self._recorder.record(
+            method, name, response.elapsed, response.wire_bytes, _outcome(response)
+        )
+
+
+def _outcome(response: Response) -> RequestFailure | None:
+    """The failure recorded for a response when nobody gave a verdict."""
+    failure = response.error
+    if failure is None and response.status_code >= 400:
+        failure = RequestFailure(
+            ErrorKind.HTTP_STATUS, f"HTTP {response.status_code} {response.reason}".rstrip()
+        )
+    return failure
+
+
+class RequestCall:
+    """A prepared request: ``await`` it for the :class:`Response`, or use it as
+    ``async with`` (with ``catch_response=True`` to decide success yourself).
+
+    In a ``catch_response`` block the request is recorded on exit: a success
+    unless ``response.failure(msg)`` was called, or it has a transport error or
+    a 4xx/5xx status and ``response.success()`` was not called. An exception
+    escaping the block is recorded as a failure of kind ``exception`` and
+    re-raised; ``StopUser``/``RescheduleTask``/``InterruptTaskSet`` record the
+    verdict as if the block ended normally; cancellation records nothing.
+    """
+
+    __slots__ = (
+        "_allow_redirects",
+        "_catch",
+        "_data",
+        "_final",
+        "_headers",
+        "_json",
+        "_method",
+        "_name",
+        "_params",
+        "_response",
+        "_session",
+        "_timeout",
+        "_url",
+    )
+
+    def __init__(
+        self,
+        session: HttpSession,
+        method: str,
+        url: str,
+        name: str | None,
+        params: Params | None,
+        headers: Mapping[str, str] | None,
+        data: bytes | str | Mapping[str, str] | None,
+        json: Any,
+        timeout: float | None,
+        allow_redirects: bool,
+        catch_response: bool,
+    ) -> None:
+        self._session = session
+        self._method = method
+        self._url = url
+        self._name = name
+        self._params = params
+        self._headers = headers
+        self._data = data
+        self._json = json
+        self._timeout = timeout
+        self._allow_redirects = allow_redirects
+        self._catch = catch_response
+        self._response: Response | None = None
+        self._final: tuple[str, str] = (method, "")
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        return self._session._perform(self, True).__await__()
+
+    async def __aenter__(self) -> Response:
+        response = await self._session._perform(self, not self._catch)
+        if self._catch:
+            response._catchable = True
+            self._response = response
+        return response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        response = self._response
+        if response is None:
+            return
+        self._response = None
+        response._catchable = False
+        if exc is None or isinstance(exc, _CONTROL_FLOW):
+            verdict = response._verdict
+            if verdict is True:
+                failure = None
+            elif isinstance(verdict, RequestFailure):
+                failure = verdict
+            else:
+                failure = _outcome(response)
+        elif isinstance(exc, Exception):
+            failure = RequestFailure(ErrorKind.EXCEPTION, f"{type(exc).__name__}: {exc}")
+        else:
+            return  # cancellation and other BaseExceptions: not a request outcome
+        method, name = self._final
+        self._session._recorder.record(
+            method, name, response.elapsed, response.wire_bytes, failure
+        )

@@ -1,0 +1,124 @@
+"""``phalanx run`` end to end: a real process, a real target on 127.0.0.1, real outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+REPO = Path(__file__).resolve().parents[2]
+SHOPPER = str(REPO / "examples" / "demo" / "shopper.py")
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_demo_script_runs_passes_and_writes_json_and_csv(
+    phalanx_cli: Cli, demo_target: str, tmp_path: Path
+) -> None:
+    result = phalanx_cli(
+        "run", "-f", SHOPPER, "--host", demo_target, "-u", "5", "-r", "50", "-t", "2s",
+        "--json", "out.json", "--csv", "out", "--live", "off",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+    data = json.loads((tmp_path / "out.json").read_text())
+    names = {(e["method"], e["name"]) for e in data["entries"]}
+    assert names == {("POST", "/login"), ("GET", "/items"), ("GET", "/items/42")}
+    assert data["total"]["failures"] == 0
+    assert data["total"]["requests"] >= 5
+    assert data["run"]["stop_reason"] == "run_time"
+    assert data["run"]["script_sha256"]
+    assert len(data["run"]["script_sha256"]) == 64
+    logins = next(e for e in data["entries"] if e["name"] == "/login")
+    assert logins["requests"] == 5  # on_start ran once per user
+    with (tmp_path / "out_stats.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[-1]["Name"] == "Aggregated"
+    assert int(rows[-1]["Request Count"]) == data["total"]["requests"]
+
+
+def test_failed_requests_make_the_run_fail_with_exit_code_1(
+    phalanx_cli: Cli, demo_target: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "missing.py"
+    script.write_text(
+        "from phalanx import HttpUser, task, constant\n"
+        "class Lost(HttpUser):\n"
+        "    wait_time = constant(0.05)\n"
+        "    @task\n"
+        "    async def nope(self):\n"
+        "        await self.client.get('/nope?token=s3cr3t')\n"
+    )
+    result = phalanx_cli("run", "-f", str(script), "--host", demo_target, "-u", "2", "-r", "10",
+                         "-t", "1s", "--json", "out.json", "--live", "off")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED" in result.stdout
+    data = json.loads((tmp_path / "out.json").read_text())
+    [error] = data["errors"]
+    assert (error["name"], error["kind"]) == ("/nope", "http_status")
+    assert "404" in error["message"]
+    assert "s3cr3t" not in (tmp_path / "out.json").read_text()
+    assert "s3cr3t" not in result.stdout + result.stderr
+
+
+def test_max_fail_ratio_lets_a_mostly_good_run_pass(
+    phalanx_cli: Cli, demo_target: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "mixed.py"
+    script.write_text(
+        "from phalanx import HttpUser, task, constant\n"
+        "class Mixed(HttpUser):\n"
+        "    wait_time = constant(0.01)\n"
+        "    @task(9)\n"
+        "    async def good(self):\n"
+        "        await self.client.get('/items')\n"
+        "    @task(1)\n"
+        "    async def bad(self):\n"
+        "        await self.client.get('/nope')\n"
+    )
+    result = phalanx_cli("run", "-f", str(script), "--host", demo_target, "-u", "2", "-r", "10",
+                         "-t", "1s", "--max-fail-ratio", "0.5", "--live", "off", "--seed", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sigint_stops_gracefully_and_still_writes_the_summary(
+    demo_target: str, tmp_path: Path
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", SHOPPER, "--host", demo_target,
+         "-u", "3", "-r", "30", "-t", "60s", "--json", "out.json", "--live", "off",
+         "--stats-interval", "0.2"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        # the first progress line means users are running; wait for it without sleeping blind
+        assert process.stderr is not None
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if "starting" in line or not line:
+                break
+        time.sleep(1.0)  # let some requests happen: the run must record them
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert time.monotonic() - began < 15
+    assert "stopping gracefully" in stderr
+    assert process.returncode == 0, stdout + stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["run"]["stop_reason"] == "requested"
+    assert data["total"]["requests"] > 0

@@ -18,7 +18,9 @@ table. Each child (``--measure phalanx|locust --kind user|http``):
 3. ramps ``--users`` more idle users the same way, reads ``VmRSS`` again;
 4. prints ``(after - before) / users`` as one JSON line, then stops the run.
 
-User classes: ``user`` is the tool's plain ``User``; ``http`` is its
+Kinds: ``bare`` is the floor, no user object at all (phalanx: a uvloop task
+in ``asyncio.sleep``; Locust: a gevent greenlet in ``gevent.sleep``), spawned
+directly; ``user`` is the tool's plain ``User``; ``http`` is its
 ``HttpUser`` whose task touches ``self.client`` (phalanx creates the session
 lazily, Locust in the constructor), so both hold an HTTP session object. No
 request is ever sent: the host (127.0.0.1, discard port) is never contacted.
@@ -45,8 +47,12 @@ SPAWN_TIMEOUT_S = 120.0
 CHILD_TIMEOUT_S = 300.0
 UNUSED_HOST = "http://127.0.0.1:9"
 TARGET_BYTES = 4096
-KINDS = ("user", "http")
-KIND_LABELS = {"user": "User (no client)", "http": "HttpUser (client made)"}
+KINDS = ("bare", "user", "http")
+KIND_LABELS = {
+    "bare": "bare task (floor)",
+    "user": "User (no client)",
+    "http": "HttpUser (client made)",
+}
 
 
 def rss_bytes() -> int:
@@ -72,7 +78,9 @@ class Arrivals:
         return self.count >= target
 
 
-def result(tool: str, version: str, kind: str, users: int, before: int, after: int) -> dict[str, Any]:
+def result(
+    tool: str, version: str, kind: str, users: int, before: int, after: int
+) -> dict[str, Any]:
     return {
         "tool": tool,
         "version": version,
@@ -125,6 +133,26 @@ def measure_phalanx(users: int, kind: str) -> dict[str, Any]:
                 raise TimeoutError(f"phalanx: {arrivals.count} of {target} users started")
             await asyncio.sleep(0.01)
 
+    async def bare() -> tuple[int, int]:
+        async def idle() -> None:
+            arrivals.arrive()
+            await asyncio.sleep(IDLE_WAIT_S)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(idle()) for _ in range(WARMUP_USERS)]
+            try:
+                await until(WARMUP_USERS)
+                gc.collect()
+                before = rss_bytes()
+                tasks += [group.create_task(idle()) for _ in range(users)]
+                await until(WARMUP_USERS + users)
+                gc.collect()
+                after = rss_bytes()
+            finally:
+                for spawned in tasks:
+                    spawned.cancel()
+        return before, after
+
     async def main() -> tuple[int, int]:
         recorder = Recorder(0.0)
         runner = LocalRunner(UserContext(recorder=recorder), recorder, Aggregator(start=0.0))
@@ -145,7 +173,7 @@ def measure_phalanx(users: int, kind: str) -> dict[str, Any]:
             await asyncio.wait_for(run, SPAWN_TIMEOUT_S)
         return before, after
 
-    before, after = uvloop.run(main())
+    before, after = uvloop.run(bare() if kind == "bare" else main())
     return result("phalanx", str(phalanx.__version__), kind, users, before, after)
 
 
@@ -155,9 +183,9 @@ def measure_phalanx(users: int, kind: str) -> dict[str, Any]:
 def measure_locust(users: int, kind: str) -> dict[str, Any]:
     import logging
 
-    import gevent
-    import locust
-    from locust.env import Environment
+    import gevent  # type: ignore[import-untyped]  # the bench venv only
+    import locust  # type: ignore[import-not-found]
+    from locust.env import Environment  # type: ignore[import-not-found]
 
     logging.getLogger("locust").setLevel(logging.ERROR)  # the "spawn rate > 100" warning
     arrivals = Arrivals()
@@ -165,7 +193,7 @@ def measure_locust(users: int, kind: str) -> dict[str, Any]:
     class IdleUser(locust.User):  # type: ignore[misc]
         wait_time = locust.constant(IDLE_WAIT_S)
 
-        @locust.task  # type: ignore[misc]
+        @locust.task  # type: ignore[untyped-decorator]
         def once(self) -> None:
             arrivals.arrive()
 
@@ -173,7 +201,7 @@ def measure_locust(users: int, kind: str) -> dict[str, Any]:
         host = UNUSED_HOST
         wait_time = locust.constant(IDLE_WAIT_S)
 
-        @locust.task  # type: ignore[misc]
+        @locust.task  # type: ignore[untyped-decorator]
         def once(self) -> None:
             _ = self.client  # made in the constructor already; nothing is sent
             arrivals.arrive()
@@ -186,6 +214,24 @@ def measure_locust(users: int, kind: str) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Locust: {arrivals.count} of {target} users started")
             gevent.sleep(0.01)
+
+    if kind == "bare":
+        def idle() -> None:
+            arrivals.arrive()
+            gevent.sleep(IDLE_WAIT_S)
+
+        greenlets = [gevent.spawn(idle) for _ in range(WARMUP_USERS)]
+        try:
+            until(WARMUP_USERS)
+            gc.collect()
+            before = rss_bytes()
+            greenlets += [gevent.spawn(idle) for _ in range(users)]
+            until(WARMUP_USERS + users)
+            gc.collect()
+            after = rss_bytes()
+        finally:
+            gevent.killall(greenlets, timeout=SPAWN_TIMEOUT_S)
+        return result("Locust", str(locust.__version__), kind, users, before, after)
 
     env = Environment(user_classes=[user_class], host=UNUSED_HOST)
     runner = env.create_local_runner()
@@ -259,7 +305,7 @@ def compare(args: argparse.Namespace) -> int:
         failed = failed or isinstance(ours, str) or isinstance(theirs, str)
     print(f"target: phalanx <= {TARGET_BYTES:,} B per idle user")
     for kind, ours, _ in rows:
-        if isinstance(ours, dict):
+        if isinstance(ours, dict) and kind != "bare":
             met = "met" if ours["bytes_per_user"] <= TARGET_BYTES else "NOT met"
             print(f"  {KIND_LABELS[kind]}: {ours['bytes_per_user']:,.0f} B ({met})")
     for kind, *outcomes in rows:
@@ -271,7 +317,8 @@ def compare(args: argparse.Namespace) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--users", type=int, default=10_000, help="idle users to add (default 10000)")
+    parser.add_argument("--users", type=int, default=10_000,
+                        help="idle users to add (default 10000)")
     parser.add_argument("--kind", choices=KINDS, default=None, help="one user class only")
     parser.add_argument("--measure", choices=("phalanx", "locust"), default=None,
                         help="child mode: measure one tool in this process")

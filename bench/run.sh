@@ -15,6 +15,7 @@
 #   6. stops nginx by its PID and removes the temp dir, whatever happens.
 #
 # Environment: BENCH_SECONDS (default 15) per generator, BENCH_USERS (default 50),
+# BENCH_ROUNDS (default 1; N > 1 runs all generators N times and reports medians),
 # BENCH_MEMORY_USERS (default 10000), BENCH_MEMORY=0 to skip the memory part,
 # BENCH_KEEP=1 to keep the temp dir (logs, raw JSON) for inspection.
 set -euo pipefail
@@ -26,6 +27,7 @@ LOCUST_VENV="$HERE/.venv-locust"
 PHALANX_VENV="$ROOT/.venv"
 SECONDS_EACH=${BENCH_SECONDS:-15}
 USERS=${BENCH_USERS:-50}
+ROUNDS=${BENCH_ROUNDS:-1}
 MEMORY_USERS=${BENCH_MEMORY_USERS:-10000}
 PYTHON=${PYTHON:-python3}
 
@@ -71,6 +73,8 @@ trap 'exit 143' TERM
     || die "BENCH_SECONDS must be a whole number of seconds, 1..3600 (got '$SECONDS_EACH')"
 [[ "$USERS" =~ ^[0-9]+$ && "$USERS" -ge 1 && "$USERS" -le 10000 ]] \
     || die "BENCH_USERS must be 1..10000 (got '$USERS')"
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 && "$ROUNDS" -le 20 ]] \
+    || die "BENCH_ROUNDS must be 1..20 (got '$ROUNDS')"
 [[ "$MEMORY_USERS" =~ ^[0-9]+$ && "$MEMORY_USERS" -ge 1 && "$MEMORY_USERS" -le 100000 ]] \
     || die "BENCH_MEMORY_USERS must be 1..100000 (got '$MEMORY_USERS')"
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
@@ -185,7 +189,7 @@ STAMP=$(date -u +%Y%m%d-%H%M%S)
 RESULTS="$HERE/results/throughput-$STAMP.txt"
 rc=0
 "$PHALANX_VENV/bin/python" "$HERE/throughput.py" \
-    --host "$HOST" --seconds "$SECONDS_EACH" --users "$USERS" "${PIN_ARGS[@]}" \
+    --host "$HOST" --seconds "$SECONDS_EACH" --users "$USERS" --rounds "$ROUNDS" "${PIN_ARGS[@]}" \
     --work-dir "$WORK" --results "$RESULTS" --wrk "$(command -v wrk)" \
     --locust "$LOCUST_VENV/bin/locust" --phalanx "$PHALANX" \
     --nginx-version "$(nginx -v 2>&1 | sed 's/^nginx version: //')" || rc=$?

@@ -19,6 +19,10 @@ second of partial load in a 15 s run (a few per cent against wrk, nothing
 between them). Absolute numbers drift from machine to machine; the ratios of
 one run are the result.
 
+With ``--rounds N`` the four generators run N times in the same order
+(interleaved, so slow drifts of a shared machine hit all of them); the table
+shows each one's median and range, and each round's own ratios are listed.
+
 Every child runs under a wall-clock timeout; only the ``--host`` given (a
 127.0.0.1 URL, checked) is targeted. Exit status: 0 when every generator
 produced a figure, 1 otherwise (the targets are reported, not enforced).
@@ -32,6 +36,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -154,9 +159,9 @@ def parse_phalanx(summary: object) -> tuple[float, int, int, list[str]]:
     return requests / duration, requests, failures, problems
 
 
-def run_wrk(setup: Setup) -> Outcome:
+def run_wrk(setup: Setup, round_tag: str) -> Outcome:
     name = "wrk"
-    log = setup.work_dir / "wrk.log"
+    log = setup.work_dir / f"wrk{round_tag}.log"
     code = run_logged(
         pinned(setup, [setup.wrk, "-t1", f"-c{setup.users}", f"-d{setup.seconds}s",
                        f"{setup.host}/"]),
@@ -168,12 +173,17 @@ def run_wrk(setup: Setup) -> Outcome:
         rps, requests, errors = parse_wrk(log.read_text(encoding="utf-8", errors="replace"))
     except ValueError as exc:
         return Outcome(name, None, note=f"{exc} (exit {code}): {log_tail(log)}")
-    return Outcome(name, rps, requests, errors, "" if code == 0 else f"exit {code}")
+    notes = [] if code == 0 else [f"exit {code}"]
+    if errors:
+        notes.append(f"{errors:,} socket errors or non-2xx replies")
+    return Outcome(name, rps, requests, errors, "; ".join(notes))
 
 
-def run_locust(setup: Setup, label: str, locustfile: str, tag: str) -> Outcome:
-    log = setup.work_dir / f"locust_{tag}.log"
-    stem = setup.work_dir / f"locust_{tag}"
+def run_locust(
+    setup: Setup, label: str, locustfile: str, tag: str, round_tag: str
+) -> Outcome:
+    log = setup.work_dir / f"locust_{tag}{round_tag}.log"
+    stem = setup.work_dir / f"locust_{tag}{round_tag}"
     code = run_logged(
         pinned(setup, [
             setup.locust, "-f", str(setup.bench_dir / locustfile), "--headless",
@@ -191,6 +201,8 @@ def run_locust(setup: Setup, label: str, locustfile: str, tag: str) -> Outcome:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return Outcome(label, None, note=f"{exc} (exit {code}): {log_tail(log)}")
     notes = [] if code == 0 else [f"exit {code}"]
+    if failures:
+        notes.append(f"{failures / requests:.1%} of requests failed")
     if "CPU usage above" in _read(log):
         notes.append("Locust warned: CPU-bound")
     return Outcome(label, rps, requests, failures, "; ".join(notes))
@@ -203,10 +215,10 @@ def _read(path: Path) -> str:
         return ""
 
 
-def run_phalanx(setup: Setup) -> tuple[Outcome, list[str]]:
+def run_phalanx(setup: Setup, round_tag: str) -> tuple[Outcome, list[str]]:
     name = "phalanx"
-    log = setup.work_dir / "phalanx.log"
-    summary = setup.work_dir / "phalanx.json"
+    log = setup.work_dir / f"phalanx{round_tag}.log"
+    summary = setup.work_dir / f"phalanx{round_tag}.json"
     code = run_logged(
         pinned(setup, [
             setup.phalanx, "run", "-f", str(setup.bench_dir / "phalanx_script.py"),
@@ -222,8 +234,28 @@ def run_phalanx(setup: Setup) -> tuple[Outcome, list[str]]:
         rps, requests, failures, problems = parse_phalanx(data)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return Outcome(name, None, note=f"{exc} (exit {code})"), [log_tail(log)]
-    note = "" if code == 0 else f"exit {code}"
-    return Outcome(name, rps, requests, failures, note), problems
+    notes = [] if code == 0 else [f"exit {code}"]
+    if failures:
+        notes.append(f"{failures / requests:.1%} of requests failed")
+    traceback = first_traceback(_read(log))
+    if traceback:
+        problems.append(f"first traceback in phalanx's output:\n{traceback}")
+    return Outcome(name, rps, requests, failures, "; ".join(notes)), problems
+
+
+def first_traceback(text: str, max_lines: int = 25) -> str:
+    """The first Python traceback in ``text`` (with the line before it), or ``""``."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            start = max(0, index - 2)
+            end = index + 1
+            while end < len(lines) and end - index < max_lines:
+                end += 1
+                if lines[end - 1] and not lines[end - 1].startswith(" "):
+                    break
+            return "\n".join(f"    {item}" for item in lines[start:end])
+    return ""
 
 
 def ratio(value: float | None, base: float | None) -> str:
@@ -309,7 +341,8 @@ def header(setup: Setup, server_cpu: str | None, nginx: str) -> str:
         f"load: {setup.users} connections/users, no wait time, {setup.seconds} s each, "
         "one process each, one after another",
         f"versions: {nginx}; {first_line([setup.wrk, '-v'])}; "
-        f"{first_line([setup.locust, '--version'])}; {first_line([setup.phalanx, '--version'])}",
+        f"{first_line([setup.locust, '--version']).split(' from ')[0]}; "
+        f"{first_line([setup.phalanx, '--version'])}; Python {platform.python_version()}",
     ])
 
 
@@ -318,6 +351,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", required=True, help="http://127.0.0.1:PORT of the nginx")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run all generators this many times; report medians")
     parser.add_argument("--load-cpu", default=None, help="CPU for the generators (taskset -c)")
     parser.add_argument("--server-cpu", default=None, help="CPU nginx runs on (for the report)")
     parser.add_argument("--work-dir", type=Path, required=True)
@@ -332,7 +367,59 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--host must be http://127.0.0.1:PORT (loopback only)")
     if not 1 <= args.seconds <= 3600 or not 1 <= args.users <= 10_000:
         parser.error("--seconds must be 1..3600 and --users 1..10000")
+    if not 1 <= args.rounds <= 20:
+        parser.error("--rounds must be 1..20")
     return args
+
+
+GENERATORS = ("wrk", "Locust FastHttpUser", "Locust HttpUser", "phalanx")
+
+
+def run_round(setup: Setup, index: int, rounds: int) -> tuple[list[Outcome], list[str]]:
+    """Each generator once, in the fixed order; phalanx's problems beside."""
+    round_tag = f"_r{index}" if rounds > 1 else ""
+    prefix = f"round {index}/{rounds}, " if rounds > 1 else ""
+    outcomes: list[Outcome] = []
+    print(f"\n[{prefix}1/4] wrk", flush=True)
+    outcomes.append(run_wrk(setup, round_tag))
+    print(f"[{prefix}2/4] Locust FastHttpUser", flush=True)
+    outcomes.append(
+        run_locust(setup, GENERATORS[1], "locustfile_fast.py", "fast", round_tag)
+    )
+    print(f"[{prefix}3/4] Locust HttpUser", flush=True)
+    outcomes.append(
+        run_locust(setup, GENERATORS[2], "locustfile_http.py", "http", round_tag)
+    )
+    print(f"[{prefix}4/4] phalanx", flush=True)
+    ours, problems = run_phalanx(setup, round_tag)
+    outcomes.append(ours)
+    return outcomes, problems
+
+
+def combine(name: str, runs: Sequence[Outcome]) -> Outcome:
+    """One generator over all rounds: the median requests/s, summed counts, the spread."""
+    figures = [run.rps for run in runs if run.rps is not None]
+    notes = [run.note for run in runs if run.note]
+    if len(runs) > 1 and figures:
+        notes.insert(0, f"median of {len(figures)}, {min(figures):,.0f}..{max(figures):,.0f}")
+    return Outcome(
+        name,
+        statistics.median(figures) if figures else None,
+        sum(run.requests for run in runs),
+        sum(run.failures for run in runs),
+        "; ".join(dict.fromkeys(notes)),
+    )
+
+
+def round_line(index: int, outcomes: Sequence[Outcome]) -> str:
+    rps = {outcome.name: outcome.rps for outcome in outcomes}
+    figures = ", ".join(
+        f"{name} {value:,.0f}" if value is not None else f"{name} FAILED"
+        for name, value in rps.items()
+    )
+    ours = rps.get("phalanx")
+    return (f"  round {index}: {figures}; phalanx/wrk {ratio(ours, rps.get('wrk'))}, "
+            f"phalanx/Fast {ratio(ours, rps.get(GENERATORS[1]))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,31 +432,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     intro = header(setup, args.server_cpu, args.nginx_version)
     print(intro, flush=True)
-    outcomes: list[Outcome] = []
-    print("\n[1/4] wrk", flush=True)
-    outcomes.append(run_wrk(setup))
-    print("[2/4] Locust FastHttpUser", flush=True)
-    outcomes.append(run_locust(setup, "Locust FastHttpUser", "locustfile_fast.py", "fast"))
-    print("[3/4] Locust HttpUser", flush=True)
-    outcomes.append(run_locust(setup, "Locust HttpUser", "locustfile_http.py", "http"))
-    print("[4/4] phalanx", flush=True)
-    ours, problems = run_phalanx(setup)
-    outcomes.append(ours)
+    rounds: list[list[Outcome]] = []
+    problems: list[str] = []
+    for index in range(1, args.rounds + 1):
+        outcomes, found = run_round(setup, index, args.rounds)
+        rounds.append(outcomes)
+        problems += [f"round {index}: {line}" if args.rounds > 1 else line for line in found]
+    combined = [
+        combine(name, [outcomes[position] for outcomes in rounds])
+        for position, name in enumerate(GENERATORS)
+    ]
     notes = [
         "requests/s: each tool's own figure (wrk Requests/sec; Locust --json-file and "
         "phalanx --json: requests / duration).",
-        "Locust and phalanx ramp users at the same rate (about 1 s of partial load, "
-        "included); wrk opens all connections at once.",
+        "ramp-up is included: wrk opens all connections at once, Locust starts its 50 "
+        "users in one batch, phalanx one every 1/50 s (1 s of partial load, about 3% of "
+        "a 15 s run, counted against phalanx).",
     ]
+    per_round = (
+        ["rounds (generators run one after another within a round):",
+         *(round_line(index, outcomes) for index, outcomes in enumerate(rounds, 1)), ""]
+        if args.rounds > 1 else []
+    )
     report = "\n".join([
-        intro, "", table(outcomes), "", verdict(outcomes), "", *notes,
+        intro, "", table(combined), "", verdict(combined), "", *per_round, *notes,
         *(["", "phalanx problems:", *(f"  {line}" for line in problems)] if problems else []),
     ]) + "\n"
     print("\n" + report[len(intro) + 1:], end="", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(report, encoding="utf-8")
     print(f"written to {args.results}", flush=True)
-    return 0 if all(outcome.rps is not None for outcome in outcomes) else 1
+    return 0 if all(outcome.rps is not None for outcome in combined) else 1
 
 
 if __name__ == "__main__":

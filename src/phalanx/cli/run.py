@@ -33,7 +33,8 @@ from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
 from phalanx.http.options import HttpOptions, TlsContexts
 from phalanx.scripting.task import classes_without_tasks
-from phalanx.scripting.user import User, UserContext, validate_user_classes
+from phalanx.scripting.context import UserContext
+from phalanx.scripting.user import User, validate_user_classes
 from phalanx.stats import Aggregator, Recorder
 
 log = logging.getLogger("phalanx")
@@ -108,11 +109,12 @@ def handle(args: argparse.Namespace) -> int:
         cli=_cli_values(args), environ=os.environ, config_file=args.config
     )
     console = Console(stderr=False, highlight=False)
-    _configure_logging(settings, console)
+    live = settings.live == "on" or (settings.live == "auto" and console.is_terminal)
+    # With the live view, logs go through its console so they print above it, not into it.
+    _configure_logging(settings, console if live else Console(stderr=True, highlight=False))
     for warning in warnings:
         log.warning("%s", warning)
     prepared = prepare(settings)
-    live = settings.live == "on" or (settings.live == "auto" and console.is_terminal)
     view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
     result = run_until_done(prepared, settings, view)
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
@@ -125,11 +127,9 @@ def _configure_logging(settings: Settings, console: Console) -> None:
     root = logging.getLogger("phalanx")
     root.setLevel(settings.log_level)
     root.handlers[:] = [
-        RichHandler(console=Console(stderr=True), show_path=False, markup=False,
-                    rich_tracebacks=False)
+        RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
     ]
     root.propagate = False
-    _ = console
 
 
 class Prepared:
@@ -197,6 +197,7 @@ def prepare(settings: Settings) -> Prepared:
         stop_timeout=settings.stop_timeout,
         stats_interval=settings.stats_interval,
         shape=shape,
+        max_users=settings.max_users,
     )
     return Prepared(script, classes, context, recorder, plan)
 

@@ -36,8 +36,9 @@ from phalanx.engine.dispatch import (
     seconds_until_step,
     target_counts,
 )
-from phalanx.scripting.shape import LoadShape
-from phalanx.scripting.user import User, UserContext
+from phalanx.scripting.context import UserContext
+from phalanx.scripting.shape import LoadShape, check_tick
+from phalanx.scripting.user import User
 from phalanx.stats import Aggregator, Recorder, StatsSnapshot
 
 log = logging.getLogger("phalanx.runner")
@@ -55,6 +56,7 @@ class StopReason(enum.Enum):
     RUN_TIME = "run_time"
     REQUESTED = "requested"
     SHAPE = "shape"
+    SHAPE_ERROR = "shape_error"
     ABORTED = "aborted"
     NO_USERS = "no_users"
 
@@ -84,6 +86,7 @@ class RunPlan:
     stats_interval: float = 1.0
     shape: LoadShape | None = None
     shape_interval: float = 1.0
+    max_users: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +217,7 @@ class LocalRunner:
         self._recorder.take_delta(self._started)
         self._state = RunState.SPAWNING
         if plan.shape is not None:
-            plan.shape.reset_time(self._started)
+            plan.shape.reset_time(self._started, clock=self._clock)
             self._rate = plan.spawn_rate
         else:
             self.change_target(plan.users, plan.spawn_rate)
@@ -249,11 +252,14 @@ class LocalRunner:
                 self._stop_reason = StopReason.RUN_TIME
                 return
             if plan.shape is not None and now >= next_shape:
-                tick = plan.shape.tick()
+                tick = self._tick_shape(plan.shape)
                 if tick is None:
-                    self._stop_reason = StopReason.SHAPE
                     return
-                users, rate = int(tick[0]), float(tick[1])
+                users, rate = tick
+                if users > plan.max_users:
+                    log.warning("load shape asked for %d users; capped at --max-users %d",
+                                users, plan.max_users)
+                    users = plan.max_users
                 if users != self._target_total or rate != self._rate:
                     self.change_target(users, rate)
                 next_shape = now + plan.shape_interval
@@ -273,6 +279,25 @@ class LocalRunner:
             timeout = max(0.0, deadline - self._clock.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _tick_shape(self, shape: LoadShape) -> tuple[int, float] | None:
+        """The shape's next target; ``None`` (and a stop reason) when it ends or breaks."""
+        name = type(shape).__name__
+        try:
+            tick = check_tick(shape.tick(), name)
+        except Exception as exc:
+            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            location = f"{frame.filename}:{frame.lineno}" if frame else "?"
+            self._recorder.record_exception(
+                f"{name}.tick", type(exc).__name__, str(exc)[:500], location
+            )
+            log.error("load shape %s failed, stopping the run: %s: %s",
+                      name, type(exc).__name__, exc)
+            self._stop_reason = StopReason.SHAPE_ERROR
+            return None
+        if tick is None:
+            self._stop_reason = StopReason.SHAPE
+        return tick
 
     def _next_ramp_due(self, now: float) -> float | None:
         if next_step(self._dispatched, self._target) is None:

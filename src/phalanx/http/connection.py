@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Final
+from typing import Final, cast
 
 import httptools
 
@@ -197,8 +197,8 @@ class HttpConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream transports only
-        self._transport = transport
+        # uvloop's transports do not subclass asyncio.Transport; both are stream transports.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
@@ -383,8 +383,6 @@ class HttpConnection(asyncio.Protocol):
             return
         idle_until = self._last_rx + self._read_timeout
         if now >= idle_until - _TIMER_SLACK:
-            self._fail(
-                ErrorKind.READ_TIMEOUT, f"no response bytes for {self._read_timeout:g} s"
-            )
+            self._fail(ErrorKind.READ_TIMEOUT, f"no response bytes for {self._read_timeout:g} s")
             return
         self._timer = self._loop.call_at(min(idle_until, self._deadline), self._on_timer)

@@ -40,9 +40,7 @@ _DATE_DELIMITERS = re.compile(r"[\x09\x20-\x2f\x3b-\x40\x5b-\x60\x7b-\x7e]+")
 _TIME = re.compile(r"(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\D|\Z)")
 _DAY = re.compile(r"(\d{1,2})(?:\D|\Z)")
 _YEAR = re.compile(r"(\d{2,4})(?:\D|\Z)")
-_MONTHS: Final = (
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-)
+_MONTHS: Final = "janfebmaraprmayjunjulaugsepoctnovdec"  # month n at 3 * (n - 1)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -196,8 +194,8 @@ def parse_cookie_date(text: str) -> float | None:
             time_found = (int(m[1]), int(m[2]), int(m[3]))
         elif day is None and (m := _DAY.match(token)) is not None:
             day = int(m[1])
-        elif month is None and token[:3].lower() in _MONTHS:
-            month = _MONTHS.index(token[:3].lower()) + 1
+        elif month is None and len(token) >= 3 and (at := _MONTHS.find(token[:3].lower())) % 3 == 0:
+            month = at // 3 + 1
         elif year is None and (m := _YEAR.match(token)) is not None:
             year = int(m[1])
     if time_found is None or day is None or month is None or year is None:

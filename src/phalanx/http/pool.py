@@ -190,4 +190,3 @@ class OriginPool:
                 self._open += 1
                 waiter.set_result(None)
                 return
-

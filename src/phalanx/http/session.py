@@ -519,6 +519,4 @@ class RequestCall:
         else:
             return  # cancellation and other BaseExceptions: not a request outcome
         method, name = self._final
-        self._session._recorder.record(
-            method, name, response.elapsed, response.wire_bytes, failure
-        )
+        self._session._recorder.record(method, name, response.elapsed, response.wire_bytes, failure)

@@ -44,6 +44,8 @@ WAITING: Final = 1
 """Bit of ``User._state``: the user is sleeping between two tasks."""
 STOPPING: Final = 2
 """Bit of ``User._state``: ``request_stop()`` was called."""
+MAX_WAIT: Final = 365 * 24 * 3600.0
+"""Longest single wait (seconds); longer (or infinite) wait times are capped."""
 
 
 def hook_name(owner: object, name: str) -> str:
@@ -110,19 +112,25 @@ async def run_entry(owner: User | TaskSet, user: User, entry: TaskEntry) -> bool
 def wait_seconds(owner: User | TaskSet, user: User) -> float:
     """Ask ``owner.wait_time()``; a broken wait time is reported and stops the user.
 
-    Negative values count as 0; a non-number or NaN is an error.
+    ``StopUser`` propagates, and so does ``InterruptTaskSet`` from a TaskSet's
+    wait time; any other exception is reported and turned into ``StopUser``.
+
+    Negative values count as 0 and values are capped at :data:`MAX_WAIT`; a
+    non-number or NaN is an error.
     """
     wait_time: Any = owner.wait_time
     try:
         seconds = wait_time()
+        if type(seconds) is float and 0.0 <= seconds <= MAX_WAIT:
+            return seconds  # the common case, checked cheaply
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
             raise TypeError(f"wait_time() must return a number of seconds, got {seconds!r}")
-    except (StopUser, InterruptTaskSet, RescheduleTask):
-        raise
     except Exception as exc:
+        if isinstance(exc, StopUser) or (isinstance(exc, InterruptTaskSet) and owner is not user):
+            raise  # StopUser anywhere; interrupt() from a TaskSet's wait_time
         report_exception(user.context, hook_name(owner, "wait_time"), exc)
         raise StopUser from exc
-    return max(0.0, float(seconds))
+    return min(max(0.0, float(seconds)), MAX_WAIT)
 
 
 async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None:

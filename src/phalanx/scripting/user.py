@@ -96,11 +96,6 @@ class User:
         """Called once when the user stops; override with ``async def``."""
 
     @property
-    def user(self) -> User:
-        """The user itself (so tasks can use ``self.user`` in a User or a TaskSet)."""
-        return self
-
-    @property
     def random(self) -> Random:
         """The run's seeded random generator (reproducible choices in tasks)."""
         return self.context.random

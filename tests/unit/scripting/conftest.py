@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from scripting_fakes import FakeRecorder
 
 from phalanx.scripting.context import UserContext
-from scripting_fakes import FakeRecorder
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import ClassVar
 
 import pytest
 
@@ -102,10 +103,10 @@ def test_an_override_without_task_removes_the_task() -> None:
 
 def test_tasks_list_and_dict_declarations() -> None:
     class ListUser(User):
-        tasks = [standalone, other, standalone]
+        tasks = [standalone, other, standalone]  # noqa: RUF012 - Locust-style list on purpose
 
     class DictUser(User):
-        tasks = {standalone: 4, other: 1}
+        tasks: ClassVar = {standalone: 4, other: 1}
 
     assert [(e.name, e.weight) for e in compile_tasks(ListUser).entries] == [
         ("standalone", 1), ("other", 1), ("standalone", 1)
@@ -117,7 +118,7 @@ def test_tasks_list_and_dict_declarations() -> None:
 
 def test_explicit_tasks_come_before_decorated_methods() -> None:
     class Mixed(User):
-        tasks = [standalone]
+        tasks = (standalone,)
 
         @task
         async def browse(self) -> None: ...
@@ -127,7 +128,7 @@ def test_explicit_tasks_come_before_decorated_methods() -> None:
 
 def test_tasks_dict_weights_are_validated() -> None:
     class Bad(User):
-        tasks = {standalone: 0}
+        tasks: ClassVar = {standalone: 0}
 
     with pytest.raises(ValueError, match=r"tasks of .*Bad\[standalone\]: weight must be"):
         compile_tasks(Bad)
@@ -135,10 +136,10 @@ def test_tasks_dict_weights_are_validated() -> None:
 
 def test_invalid_task_entries_are_refused() -> None:
     class NotAClass(User):
-        tasks = [42]
+        tasks = (42,)
 
     class AUserAsTask(User):
-        tasks = [NotAClass]
+        tasks = (NotAClass,)
 
     with pytest.raises(TypeError, match="is not a function or a TaskSet class"):
         compile_tasks(NotAClass)
@@ -151,7 +152,7 @@ def test_plain_function_tasks_are_refused() -> None:
         @task
         def browse(self) -> None: ...
 
-    with pytest.raises(TypeError, match="task '.*browse' of class .*Sync is a plain function"):
+    with pytest.raises(TypeError, match=r"task '.*browse' of class .*Sync is a plain function"):
         compile_tasks(Sync)
 
 
@@ -161,15 +162,17 @@ def test_taskset_classes_are_tasks_with_a_nested_table() -> None:
         async def page(self) -> None: ...
 
     class Shopper(User):
-        tasks = {Browse: 2}
+        tasks: ClassVar = {Browse: 2}
 
         @task
         async def home(self) -> None: ...
 
     table = compile_tasks(Shopper)
     entry = table.entries[0]
-    assert entry.taskset is Browse and entry.weight == 2
-    assert entry.table is not None and names(entry.table) == ["page"]
+    assert entry.taskset is Browse
+    assert entry.weight == 2
+    assert entry.table is not None
+    assert names(entry.table) == ["page"]
 
 
 def test_a_taskset_decorated_with_task_is_collected() -> None:
@@ -180,7 +183,8 @@ def test_a_taskset_decorated_with_task_is_collected() -> None:
             async def page(self) -> None: ...
 
     entry = compile_tasks(Shopper).entries[0]
-    assert entry.taskset is Shopper.Browse and entry.weight == 2
+    assert entry.taskset is Shopper.Browse
+    assert entry.weight == 2
 
 
 def test_a_taskset_nested_in_itself_is_refused() -> None:
@@ -188,10 +192,10 @@ def test_a_taskset_nested_in_itself_is_refused() -> None:
         @task
         async def page(self) -> None: ...
 
-    Loop.tasks = [Loop]
+    Loop.tasks = (Loop,)
 
     class Shopper(User):
-        tasks = [Loop]
+        tasks = (Loop,)
 
     with pytest.raises(TypeError, match="nested in itself"):
         compile_tasks(Shopper)
@@ -220,7 +224,7 @@ def test_pick_on_an_empty_table_raises() -> None:
 
 def test_sequence_repeats_each_task_by_its_weight_in_order() -> None:
     class Ordered(User):
-        tasks = {standalone: 2, other: 1}
+        tasks: ClassVar = {standalone: 2, other: 1}
 
     assert [e.name for e in compile_tasks(Ordered).sequence] == [
         "standalone", "standalone", "other"
@@ -279,7 +283,7 @@ class Admin(TaskSet):
 
 
 class WithTaggedTaskSet(User):
-    tasks = [Admin]
+    tasks = (Admin,)
 
     @task
     async def home(self) -> None: ...
@@ -289,7 +293,8 @@ def test_taskset_tags_are_inherited_by_its_tasks() -> None:
     table = compile_tasks(WithTaggedTaskSet, tags=frozenset({"admin"}))
     assert [e.taskset for e in table.entries] == [Admin]
     nested = table.entries[0].table
-    assert nested is not None and names(nested) == ["users", "wipe"]
+    assert nested is not None
+    assert names(nested) == ["users", "wipe"]
     assert nested.entries[1].tags == frozenset({"admin", "danger"})
 
 
@@ -297,7 +302,8 @@ def test_a_tag_inside_a_taskset_keeps_the_taskset_with_only_that_task() -> None:
     table = compile_tasks(WithTaggedTaskSet, tags=frozenset({"danger"}))
     assert len(table) == 1
     nested = table.entries[0].table
-    assert nested is not None and names(nested) == ["wipe"]
+    assert nested is not None
+    assert names(nested) == ["wipe"]
 
 
 def test_excluding_a_taskset_tag_drops_the_whole_taskset() -> None:
@@ -311,7 +317,7 @@ def test_a_taskset_left_without_tasks_is_dropped() -> None:
         async def wipe(self) -> None: ...
 
     class Holder(User):
-        tasks = [OnlyDanger]
+        tasks = (OnlyDanger,)
 
         @task
         async def home(self) -> None: ...

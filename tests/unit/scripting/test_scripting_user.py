@@ -6,8 +6,10 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from random import Random
 
 import pytest
+from scripting_fakes import FakeRecorder
 
 from phalanx import (
     HttpUser,
@@ -20,7 +22,6 @@ from phalanx import (
     task,
 )
 from phalanx.scripting.context import UserContext
-from scripting_fakes import FakeRecorder
 
 TIMEOUT = 5.0
 
@@ -56,7 +57,8 @@ async def test_run_calls_on_start_then_tasks_then_on_stop(context: UserContext) 
     user = run_until_calls(3, events)(context)
     await asyncio.wait_for(user.run(), TIMEOUT)
     assert events == ["on_start", "work", "work", "work", "on_stop"]
-    assert user.is_stopping and not user.is_waiting
+    assert user.is_stopping
+    assert not user.is_waiting
 
 
 async def test_request_stop_before_run_skips_tasks_but_runs_hooks(context: UserContext) -> None:
@@ -246,28 +248,24 @@ async def test_exception_messages_are_cut_to_500_characters(
 async def test_location_skips_frames_inside_phalanx_and_the_standard_library(
     context: UserContext, recorder: FakeRecorder
 ) -> None:
-    lines: list[int] = []
-
     class Misuse(User):
         @task
         async def bad_wait(self) -> None:
             self.request_stop()
-            lines.append(bad_wait.__code__.co_firstlineno + 3)
-            between(5, 1)
+            between(5, 1)  # raises inside phalanx.scripting.wait_time
 
         @task
         async def bad_json(self) -> None:
             self.request_stop()
-            lines.append(bad_json.__code__.co_firstlineno + 3)
-            json.loads("{not json")
+            json.loads("{not json")  # raises inside the json package
 
-    for _ in range(2):
-        user = Misuse(context)
-        await asyncio.wait_for(user.run(), TIMEOUT)
+    for _ in range(20):  # both tasks get picked (seeded random)
+        await asyncio.wait_for(Misuse(context).run(), TIMEOUT)
     by_task = {e.task.rsplit(".", 1)[-1]: e for e in recorder.exceptions}
-    for name in by_task:
+    assert set(by_task) == {"bad_wait", "bad_json"}
+    for name, exception in by_task.items():
         line = Misuse.__dict__[name].__code__.co_firstlineno + 3
-        assert by_task[name].location == f"{__file__}:{line}"
+        assert exception.location == f"{__file__}:{line}"
 
 
 async def test_a_failing_on_start_is_recorded_and_the_user_stops_after_on_stop(
@@ -362,6 +360,28 @@ async def test_a_broken_wait_time_is_reported_and_stops_the_user(
     ]
 
 
+@pytest.mark.parametrize("raised", [RescheduleTask, InterruptTaskSet])
+async def test_control_flow_from_a_user_wait_time_is_reported_and_stops_the_user(
+    context: UserContext, recorder: FakeRecorder, raised: type[Exception]
+) -> None:
+    events: list[str] = []
+
+    class Odd(User):
+        def wait_time(self) -> float:
+            raise raised
+
+        async def on_stop(self) -> None:
+            events.append("on_stop")
+
+        @task
+        async def work(self) -> None:
+            events.append("work")
+
+    await asyncio.wait_for(Odd(context).run(), TIMEOUT)
+    assert events == ["work", "on_stop"]
+    assert [e.error_type for e in recorder.exceptions] == [raised.__name__]
+
+
 async def test_a_negative_wait_time_counts_as_zero(
     context: UserContext, recorder: FakeRecorder
 ) -> None:
@@ -378,7 +398,8 @@ async def test_a_negative_wait_time_counts_as_zero(
                 self.request_stop()
 
     await asyncio.wait_for(Negative(context).run(), TIMEOUT)
-    assert len(runs) == 2 and recorder.exceptions == []
+    assert len(runs) == 2
+    assert recorder.exceptions == []
 
 
 async def test_interrupt_from_a_user_task_is_reported_as_a_misuse(
@@ -413,37 +434,34 @@ async def test_task_timing_attributes_are_maintained(context: UserContext) -> No
     await asyncio.wait_for(user.run(), TIMEOUT)
     assert len(seen) == 1
     started, duration = seen[0]
-    assert started > 0.0 and duration >= 0.0
+    assert started > 0.0
+    assert duration >= 0.0
 
 
-async def test_task_selection_uses_the_context_random(
+def picky_class(order: list[str]) -> type[User]:
+    class Picky(User):
+        @task
+        async def a(self) -> None:
+            order.append("a")
+            if len(order) == 30:
+                self.request_stop()
+
+        @task
+        async def b(self) -> None:
+            order.append("b")
+            if len(order) == 30:
+                self.request_stop()
+
+    return Picky
+
+
+async def test_task_selection_is_reproducible_with_the_context_random(
     make_context: Callable[..., UserContext],
 ) -> None:
-    def picks() -> list[str]:
-        order: list[str] = []
-
-        class Picky(User):
-            @task
-            async def a(self) -> None:
-                order.append("a")
-                if len(order) == 30:
-                    self.request_stop()
-
-            @task
-            async def b(self) -> None:
-                order.append("b")
-                if len(order) == 30:
-                    self.request_stop()
-
-        asyncio.run  # noqa: B018 - keep the linter from suggesting sync use
-        return order, Picky  # type: ignore[return-value]
-
-    first, cls1 = picks()  # type: ignore[misc]
-    second, cls2 = picks()  # type: ignore[misc]
-    import random
-
-    await cls1(make_context(random=random.Random(5))).run()
-    await cls2(make_context(random=random.Random(5))).run()
+    first: list[str] = []
+    second: list[str] = []
+    await asyncio.wait_for(picky_class(first)(make_context(random=Random(5))).run(), TIMEOUT)
+    await asyncio.wait_for(picky_class(second)(make_context(random=Random(5))).run(), TIMEOUT)
     assert first == second
     assert set(first) == {"a", "b"}
 
@@ -458,8 +476,11 @@ def test_user_and_httpuser_are_abstract_and_subclasses_are_concrete() -> None:
     class Leaf(Base):
         pass
 
-    assert User.abstract and HttpUser.abstract and Base.abstract
-    assert Concrete.abstract is False and Leaf.abstract is False
+    assert User.abstract
+    assert HttpUser.abstract
+    assert Base.abstract
+    assert Concrete.abstract is False
+    assert Leaf.abstract is False
 
 
 def test_base_users_have_no_instance_dict_but_script_subclasses_do(context: UserContext) -> None:
@@ -475,6 +496,8 @@ def test_base_users_have_no_instance_dict_but_script_subclasses_do(context: User
 
 
 def test_class_defaults_match_locust() -> None:
-    assert User.host is None and User.weight == 1 and User.fixed_count == 0
+    assert User.host is None
+    assert User.weight == 1
+    assert User.fixed_count == 0
     assert User.wait_time(object()) == 0.0  # type: ignore[arg-type]
     assert constant(0)(object()) == 0.0

@@ -27,9 +27,7 @@ import uvloop
 from phalanx.core.results import RequestFailure
 from phalanx.http import HttpOptions, HttpSession, TlsContexts
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
-)
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
 
 
 class _FixedResponse(asyncio.Protocol):
@@ -112,10 +110,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--url", help="an already running loopback target (e.g. nginx) instead of the built-in one"
+    )
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu = cpus[0]
+    if args.url:
+        if not args.url.startswith(("http://127.0.0.1", "http://[::1]", "http://localhost")):
+            raise SystemExit("--url must be a loopback http:// URL")
+        os.sched_setaffinity(0, {client_cpu})
+        ok, failed, elapsed = uvloop.run(_run(args.url, args.users, args.seconds))
+        _report(client_cpu, args.users, ok, failed, elapsed)
+        return
     server_cpu = cpus[1] if len(cpus) > 1 else None
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_serve, args=(sender, server_cpu), daemon=True)
@@ -129,8 +137,12 @@ def main() -> None:
     finally:
         server.terminate()
         server.join(5)
+    _report(client_cpu, args.users, ok, failed, elapsed)
+
+
+def _report(cpu: int, users: int, ok: int, failed: int, elapsed: float) -> None:
     print(
-        f"phalanx client, 1 core (cpu {client_cpu}), uvloop, {args.users} users: "
+        f"phalanx client, 1 core (cpu {cpu}), uvloop, {users} users: "
         f"{ok / elapsed:,.0f} req/s ({ok} ok, {failed} failed in {elapsed:.2f} s)"
     )
 

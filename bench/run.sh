@@ -33,6 +33,7 @@ PYTHON=${PYTHON:-python3}
 
 WORK=""
 NGINX_PID=""
+CHILD_PID=""
 POLICY_RC=""
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -41,6 +42,16 @@ die() { log "error: $*"; exit 1; }
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "$CHILD_PID" ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
+        # throughput.py turns TERM into an interrupt that kills its current generator.
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$CHILD_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
     if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
         kill -TERM "$NGINX_PID" 2>/dev/null || true
         for _ in $(seq 50); do
@@ -188,11 +199,15 @@ mkdir -p "$HERE/results"
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 RESULTS="$HERE/results/throughput-$STAMP.txt"
 rc=0
+# In the background so that a signal to this script is handled at once (see cleanup).
 "$PHALANX_VENV/bin/python" "$HERE/throughput.py" \
     --host "$HOST" --seconds "$SECONDS_EACH" --users "$USERS" --rounds "$ROUNDS" "${PIN_ARGS[@]}" \
     --work-dir "$WORK" --results "$RESULTS" --wrk "$(command -v wrk)" \
     --locust "$LOCUST_VENV/bin/locust" --phalanx "$PHALANX" \
-    --nginx-version "$(nginx -v 2>&1 | sed 's/^nginx version: //')" || rc=$?
+    --nginx-version "$(nginx -v 2>&1 | sed 's/^nginx version: //')" &
+CHILD_PID=$!
+wait "$CHILD_PID" || rc=$?
+CHILD_PID=""
 kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died during the run (see $WORK/error.log)"
 
 # --- 5. memory per idle user ------------------------------------------------------------

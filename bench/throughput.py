@@ -36,12 +36,15 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 TARGET_VS_FAST = 4.0
@@ -340,7 +343,7 @@ def header(setup: Setup, server_cpu: str | None, nginx: str) -> str:
         f"target: {setup.host}/ (nginx, 1 worker, 'hello\\n', keep-alive)",
         f"load: {setup.users} connections/users, no wait time, {setup.seconds} s each, "
         "one process each, one after another",
-        f"versions: {nginx}; {first_line([setup.wrk, '-v'])}; "
+        f"versions: {nginx}; {first_line([setup.wrk, '-v']).split(' Copyright')[0]}; "
         f"{first_line([setup.locust, '--version']).split(' from ')[0]}; "
         f"{first_line([setup.phalanx, '--version'])}; Python {platform.python_version()}",
     ])
@@ -422,8 +425,22 @@ def round_line(index: int, outcomes: Sequence[Outcome]) -> str:
             f"phalanx/Fast {ratio(ours, rps.get(GENERATORS[1]))}")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGTERM as Ctrl-C: ``subprocess.run`` then kills the generator it waits for."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return measure(args)
+    except KeyboardInterrupt:
+        print("throughput: interrupted; the running generator was stopped", file=sys.stderr)
+        return 130
+
+
+def measure(args: argparse.Namespace) -> int:
     setup = Setup(
         host=args.host.rstrip("/"), seconds=args.seconds, users=args.users,
         load_cpu=args.load_cpu, work_dir=args.work_dir,
@@ -445,9 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = [
         "requests/s: each tool's own figure (wrk Requests/sec; Locust --json-file and "
         "phalanx --json: requests / duration).",
-        "ramp-up is included: wrk opens all connections at once, Locust starts its 50 "
-        "users in one batch, phalanx one every 1/50 s (1 s of partial load, about 3% of "
-        "a 15 s run, counted against phalanx).",
+        "ramp-up is included: wrk opens all connections at once, Locust starts its "
+        f"{setup.users} users in one batch, phalanx one every 1/{setup.users} s (1 s of "
+        f"partial load, about {0.5 / setup.seconds:.0%} of a {setup.seconds} s run, "
+        "counted against phalanx).",
     ]
     per_round = (
         ["rounds (generators run one after another within a round):",

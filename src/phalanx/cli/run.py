@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -32,8 +31,9 @@ from phalanx.exporters.csv_files import write_csv_files
 from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
 from phalanx.http.options import HttpOptions, TlsContexts
-from phalanx.scripting.task import classes_without_tasks
 from phalanx.scripting.context import UserContext
+from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
+from phalanx.scripting.task import classes_without_tasks
 from phalanx.scripting.user import User, validate_user_classes
 from phalanx.stats import Aggregator, Recorder
 
@@ -108,7 +108,9 @@ def handle(args: argparse.Namespace) -> int:
     settings, warnings = build_settings(
         cli=_cli_values(args), environ=os.environ, config_file=args.config
     )
-    console = Console(stderr=False, highlight=False)
+    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wide.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    console = Console(stderr=False, highlight=False, width=width)
     live = settings.live == "on" or (settings.live == "auto" and console.is_terminal)
     # With the live view, logs go through its console so they print above it, not into it.
     _configure_logging(settings, console if live else Console(stderr=True, highlight=False))

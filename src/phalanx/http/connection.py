@@ -12,13 +12,14 @@ writes preformatted request bytes and returns a future that resolves to a
 :class:`~phalanx.http.response.Response` or to a
 :class:`~phalanx.core.results.RequestFailure`. It never resolves with an
 exception: failures are values, which keeps the await path free of raise /
-catch costs. Per request the connection allocates one future, one timer
-handle and the response.
+catch costs. Per request the connection allocates one future and the response.
 
-Timeouts: a single timer per exchange enforces both the read timeout (the
+Timeouts: one timer per connection enforces both the read timeout (the
 longest silence between bytes, including the wait for the first byte) and
-the request deadline. Bytes only record the loop time; the timer re-arms
-itself when it fires early, so no timer is created per chunk.
+the request deadline. Bytes only record the loop time; an exchange keeps a
+pending timer that fires no later than needed, and the timer re-arms itself
+when it fires early, so a busy connection creates a timer about once per
+read timeout, not once per request or chunk.
 
 Body: kept up to ``limit`` bytes (after decompression), the rest counted and
 discarded (``truncated``). ``wire_bytes`` counts body bytes as received.
@@ -66,22 +67,22 @@ class HttpConnection(asyncio.Protocol):
         "_eof_body",
         "_head",
         "_headers",
-        "_headers_done",
         "_interim",
         "_last_rx",
         "_loop",
         "_lost",
         "_parser",
         "_read_timeout",
-        "_reason",
         "_received_any",
-        "_reusable",
         "_set_cookie",
+        "_status",
         "_timer",
+        "_timer_when",
         "_transport",
         "_truncated",
         "_waiter",
         "_wire",
+        "reusable",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -90,46 +91,28 @@ class HttpConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[ExchangeResult] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
         self._closed_waiter: asyncio.Future[None] | None = None
         self._lost = False
-        self._reusable = False
+        # True only between a clean, keep-alive exchange and the next one, while
+        # the peer has neither closed nor sent anything unasked.
+        self.reusable = False
         self._deadline = 0.0
         self._read_timeout = 0.0
         self._last_rx = 0.0
+        # Per-exchange state, reset by exchange().
         self._headers: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
-        self._reset_message()
-
-    def _reset_message(self) -> None:
-        # _complete() leaves fresh lists behind; allocate only when they were used.
-        if self._headers:
-            self._headers = []
-        if self._chunks:
-            self._chunks = []
-        self._reason = b""
+        self._status = 0
+        self._head = False
         self._body_room = 0
         self._wire = 0
         self._truncated = False
         self._decoder: Decompressor | None = None
-        self._head = False
-        self._headers_done = False
-        self._interim = False
-        self._eof_body = False
+        self._eof_body = False  # the body ends when the connection closes
+        self._interim = False  # inside a 1xx response
         self._set_cookie = False
         self._received_any = False
-
-    # -- state seen by the pool -----------------------------------------------------
-
-    @property
-    def reusable(self) -> bool:
-        """True when the last exchange completed cleanly and keep-alive holds."""
-        return (
-            self._reusable
-            and not self._lost
-            and self._waiter is None
-            and self._transport is not None
-            and not self._transport.is_closing()
-        )
 
     @property
     def received_any(self) -> bool:
@@ -141,7 +124,6 @@ class HttpConnection(asyncio.Protocol):
     def exchange(
         self,
         payload: bytes,
-        *,
         head: bool,
         limit: int,
         read_timeout: float,
@@ -158,16 +140,38 @@ class HttpConnection(asyncio.Protocol):
                 RequestFailure(ErrorKind.CONNECTION_RESET, "connection closed before the request")
             )
             return waiter
-        self._reset_message()
+        # A completed exchange leaves fresh lists behind; a failed one may not.
+        if self._headers:
+            self._headers = []
+        if self._chunks:
+            self._chunks = []
+        self._status = 0
         self._head = head
         self._body_room = limit
-        self._reusable = False
+        self._wire = 0
+        self._truncated = False
+        self._decoder = None
+        self._eof_body = False
+        self._interim = False
+        self._set_cookie = False
+        self._received_any = False
+        self.reusable = False
         self._waiter = waiter
         now = loop.time()
         self._last_rx = now
         self._read_timeout = read_timeout
         self._deadline = deadline
-        self._timer = loop.call_at(min(now + read_timeout, deadline), self._on_timer)
+        when = now + read_timeout
+        if deadline < when:
+            when = deadline
+        # One timer per connection, not per request: a pending timer that fires
+        # no later than needed is kept (it re-arms itself when it fires early).
+        timer = self._timer
+        if timer is None or self._timer_when > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(when, self._on_timer)
+            self._timer_when = when
         try:
             transport.write(payload)
         except (OSError, RuntimeError):
@@ -176,7 +180,7 @@ class HttpConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close the transport; a pending exchange fails with ``connection_reset``."""
-        self._reusable = False
+        self.reusable = False
         if self._waiter is not None:
             self._fail(ErrorKind.CONNECTION_RESET, "connection closed by the client")
         elif self._transport is not None:
@@ -203,7 +207,7 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:
             # Nothing was asked: bytes here mean the peer broke the protocol.
-            self._reusable = False
+            self.reusable = False
             if self._transport is not None:
                 self._transport.close()
             return
@@ -226,14 +230,16 @@ class HttpConnection(asyncio.Protocol):
             self._fail(ErrorKind.BAD_HTTP, "invalid HTTP response")
 
     def eof_received(self) -> bool:
+        self.reusable = False
         return False  # close the transport; connection_lost settles a pending exchange
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._reusable = False
+        self.reusable = False
+        self._cancel_timer()
         if self._waiter is not None:
-            if self._eof_body and self._headers_done and exc is None:
-                self._complete(keep_alive=False)  # a body delimited by the connection close
+            if self._eof_body and exc is None:
+                self.on_message_complete()  # a body delimited by the connection close
             elif isinstance(exc, ssl.SSLError):
                 self._fail(ErrorKind.TLS, f"TLS error: {exc.reason or exc}")
             elif self._received_any:
@@ -246,43 +252,42 @@ class HttpConnection(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------
 
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        status = self._parser.get_status_code()
+        status = self._status = self._parser.get_status_code()
         if status < 200:
             self._interim = True  # 1xx: llhttp ends it without body; skip it
             return
-        chunked = False
-        has_length = False
+        framed = status == 204 or status == 304
         for name, value in self._headers:
             size = len(name)
-            if size == 10:
+            if size == 14:
+                if name.lower() == b"content-length":
+                    framed = True
+            elif size == 10:
                 if name.lower() == b"set-cookie":
                     self._set_cookie = True
-            elif size == 14:
-                if name.lower() == b"content-length":
-                    has_length = True
             elif size == 16:
                 if name.lower() == b"content-encoding":
                     self._decoder = decoder_for(value)
             elif size == 17 and name.lower() == b"transfer-encoding":
-                chunked = b"chunked" in value.lower()
-        self._headers_done = True
+                framed = framed or b"chunked" in value.lower()
         if self._head:
-            self._complete(keep_alive=self._parser.should_keep_alive())
+            self.on_message_complete()
             raise _EndOfHeadResponse
-        self._eof_body = not (has_length or chunked or status in (204, 304))
+        self._eof_body = not framed
 
     def on_body(self, data: bytes) -> None:
         size = len(data)
         self._wire += size
         room = self._body_room
         decoder = self._decoder
+        if decoder is None and size <= room:  # the common case
+            self._chunks.append(data)
+            self._body_room = room - size
+            return
         if decoder is not None:
             if self._truncated:
                 return
@@ -290,7 +295,7 @@ class HttpConnection(asyncio.Protocol):
             size = len(data)
             if overflow:
                 self._truncated = True
-        elif size > room:
+        else:
             self._truncated = True
             if room <= 0:
                 return
@@ -301,24 +306,15 @@ class HttpConnection(asyncio.Protocol):
             self._body_room = room - size
 
     def on_message_complete(self) -> None:
+        """Settle the exchange with its response (also called for HEAD and
+        connection-delimited bodies)."""
         if self._interim:
-            self._reset_message_keep_request()
+            self._interim = False
+            self._headers = []
             return
-        if self._waiter is None:
-            self._reusable = False  # an unrequested response: poison the connection
-            return
-        self._complete(keep_alive=self._parser.should_keep_alive())
-
-    # -- settling ----------------------------------------------------------------------
-
-    def _reset_message_keep_request(self) -> None:
-        head, room = self._head, self._body_room
-        self._reset_message()
-        self._head, self._body_room = head, room
-
-    def _complete(self, *, keep_alive: bool) -> None:
         waiter = self._waiter
         if waiter is None:
+            self.reusable = False  # an unrequested response: poison the connection
             return
         decoder = self._decoder
         if decoder is not None and not self._truncated:
@@ -339,8 +335,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             content = b"".join(chunks)
         response = Response(
-            self._parser.get_status_code(),
-            self._reason,
+            self._status,
             self._headers,
             content,
             self._truncated,
@@ -350,22 +345,17 @@ class HttpConnection(asyncio.Protocol):
         self._headers = []
         self._chunks = []
         self._waiter = None
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-            self._timer = None
-        self._reusable = keep_alive
+        keep_alive = self.reusable = self._parser.should_keep_alive() and not self._eof_body
         if not keep_alive and self._transport is not None:
             self._transport.close()
         if not waiter.done():
             waiter.set_result(response)
 
+    # -- failures and time -------------------------------------------------------------
+
     def _fail(self, kind: str, message: str) -> None:
-        self._reusable = False
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-            self._timer = None
+        self.reusable = False
+        self._cancel_timer()
         waiter = self._waiter
         self._waiter = None
         if self._transport is not None:
@@ -373,10 +363,16 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(RequestFailure(kind, message))
 
+    def _cancel_timer(self) -> None:
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+
     def _on_timer(self) -> None:
         self._timer = None
         if self._waiter is None:
-            return
+            return  # idle: the next exchange arms a new timer
         now = self._loop.time()
         if now >= self._deadline - _TIMER_SLACK:
             self._fail(ErrorKind.TIMEOUT, "request exceeded its total timeout")
@@ -385,4 +381,6 @@ class HttpConnection(asyncio.Protocol):
         if now >= idle_until - _TIMER_SLACK:
             self._fail(ErrorKind.READ_TIMEOUT, f"no response bytes for {self._read_timeout:g} s")
             return
-        self._timer = self._loop.call_at(min(idle_until, self._deadline), self._on_timer)
+        when = min(idle_until, self._deadline)
+        self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer_when = when

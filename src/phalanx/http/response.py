@@ -48,7 +48,6 @@ class Response:
         "_headers",
         "_history",
         "_raw_headers",
-        "_reason",
         "_url",
         "_verdict",
         "content",
@@ -64,7 +63,6 @@ class Response:
     def __init__(
         self,
         status_code: int = 0,
-        reason: bytes = b"",
         raw_headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = _EMPTY_RAW,
         content: bytes = b"",
         truncated: bool = False,
@@ -72,7 +70,6 @@ class Response:
         has_set_cookie: bool = False,
     ) -> None:
         self.status_code = status_code
-        self._reason = reason
         self._raw_headers = raw_headers
         self._headers: Headers | None = None
         self.content = content
@@ -100,9 +97,11 @@ class Response:
 
     @property
     def reason(self) -> str:
-        """The reason phrase sent by the server, or the standard one."""
-        if self._reason:
-            return self._reason.decode("latin-1")
+        """The standard reason phrase of the status ("" for unknown codes).
+
+        The phrase a server sent is not kept: it carries no meaning (HTTP/2 has
+        none) and skipping it saves a parser callback per response.
+        """
         try:
             return HTTPStatus(self.status_code).phrase
         except ValueError:

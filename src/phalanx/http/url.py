@@ -93,6 +93,9 @@ class Url(NamedTuple):
         return f"{self.origin}{self.target}"
 
 
+_new_url = tuple.__new__  # the NamedTuple constructor without its keyword handling
+
+
 class BaseUrl(NamedTuple):
     """A session's base URL and the path prefix that relative paths extend."""
 
@@ -113,13 +116,14 @@ def resolve_url(url: str, base: BaseUrl | None) -> Url:
     ``/items`` = ``/api/items``), as Locust does; other relative forms follow
     RFC 3986 resolution against the base URL.
     """
-    if url[:1] == "/" and url[1:2] != "/":
+    if url.startswith("/") and not url.startswith("//"):
         if base is None:
             raise InvalidUrl("a relative URL needs a base URL (host)")
         target = base.prefix + url
-        if _UNSAFE_TARGET.search(target) is not None or "#" in target:
+        # ASCII + printable + no space == only 0x21-0x7E (str methods beat a regex here)
+        if not (target.isascii() and target.isprintable()) or " " in target or "#" in target:
             target = clean_target(target)
-        return Url(base.url.origin, target, base.url.authorization)
+        return _new_url(Url, (base.url.origin, target, base.url.authorization))
     if _ABSOLUTE.match(url) is not None:
         return parse_absolute_url(url)
     if url[:2] == "//":

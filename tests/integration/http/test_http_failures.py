@@ -199,3 +199,47 @@ async def test_post_on_a_dropped_keep_alive_connection_is_not_retried(make_sessi
     assert second.error is not None
     assert second.error.kind == ErrorKind.CONNECTION_RESET
     assert behaviour.connections == 1
+
+
+async def _never_resolves(*args: object) -> list[object]:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+async def test_connect_phase_longer_than_connect_timeout_is_connect_timeout(
+    make_session, recorder, monkeypatch
+):
+    monkeypatch.setattr("phalanx.http.connector.resolve", _never_resolves)
+    session = make_session("http://127.0.0.1:9", connect_timeout=0.05)
+
+    response = await session.get("/")
+
+    assert response.error is not None
+    assert response.error.kind == ErrorKind.CONNECT_TIMEOUT
+    assert recorder.kinds == [ErrorKind.CONNECT_TIMEOUT]
+
+
+async def test_connect_phase_cut_by_the_total_deadline_is_timeout(
+    make_session, recorder, monkeypatch
+):
+    monkeypatch.setattr("phalanx.http.connector.resolve", _never_resolves)
+    session = make_session("http://127.0.0.1:9", connect_timeout=10)
+
+    response = await session.get("/", timeout=0.05)
+
+    assert response.error is not None
+    assert response.error.kind == ErrorKind.TIMEOUT
+
+
+async def test_resolver_failure_is_dns(make_session, recorder, monkeypatch):
+    async def fails(*args: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr("phalanx.http.connector.resolve", fails)
+    session = make_session("http://name.invalid")
+
+    response = await session.get("/")
+
+    assert response.error is not None
+    assert response.error.kind == ErrorKind.DNS
+    assert recorder.kinds == [ErrorKind.DNS]

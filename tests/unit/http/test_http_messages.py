@@ -128,7 +128,7 @@ def test_headers_are_case_insensitive_and_multi_valued() -> None:
 
 
 def test_response_text_uses_the_declared_charset() -> None:
-    response = Response(200, b"OK", [(b"Content-Type", b"text/plain; charset=latin-1")], b"\xe9")
+    response = Response(200, [(b"Content-Type", b"text/plain; charset=latin-1")], b"\xe9")
 
     assert response.text == "é"
     assert Response(200, content=b"\xff").text == "\ufffd"

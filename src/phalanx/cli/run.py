@@ -120,7 +120,7 @@ def handle(args: argparse.Namespace) -> int:
     view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
     result = run_until_done(prepared, settings, view)
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
-    view.summary(result.snapshot, verdict, result.reason.value)
+    view.summary(result.snapshot, verdict, result.reason.value, result.health)
     write_outputs(settings, prepared.script, result, verdict, console)
     return verdict.exit_code
 
@@ -271,6 +271,7 @@ def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
         passed=verdict.passed,
         exit_code=verdict.exit_code,
         reasons=verdict.reasons,
+        health=result.health,
     )
     try:
         if settings.json:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from phalanx.config.durations import format_duration
+from phalanx.core.health import HealthReport
 from phalanx.engine.runner import RunStatus
 from phalanx.engine.verdict import Verdict
 from phalanx.stats import EntrySnapshot, StatsSnapshot
@@ -111,7 +112,26 @@ def status_line(snapshot: StatsSnapshot, status: RunStatus) -> Text:
     line.append(f"  failures {ratio:.2%}", style="red" if total.num_failures else "")
     p95 = dict(total.current_percentiles).get(0.95, 0.0)
     line.append(f"  p95 {_ms(p95)} ms")
+    hot = status.cpu_percent > 90
+    line.append(f"  cpu {status.cpu_percent:.0f}%", style="yellow" if hot else "")
+    if status.blocked_loops:
+        line.append(f"  loop blocked {status.blocked_loops}x", style="yellow")
     return line
+
+
+def health_lines(health: HealthReport) -> list[Text]:
+    """Warnings about the generator itself; empty when it was healthy."""
+    lines: list[Text] = []
+    if health.cpu_warnings:
+        lines.append(Text(
+            f"WARNING: the load generator's CPU was above 90% of a core "
+            f"(peak {health.max_cpu_percent:.0f}%): figures may be skewed", style="yellow"))
+    for item in health.blocked[:MAX_ERROR_ROWS]:
+        lines.append(Text(
+            f"WARNING: event loop blocked {item.count}x (worst {item.max_seconds * 1000:.0f} ms, "
+            f"total {item.total_seconds:.1f} s) at {item.location} in {item.function}",
+            style="yellow"))
+    return lines
 
 
 class TerminalView:
@@ -152,7 +172,8 @@ class TerminalView:
             self._last_line = status.elapsed
             self._console.print(status_line(snapshot, status))
 
-    def summary(self, snapshot: StatsSnapshot, verdict: Verdict, reason: str) -> None:
+    def summary(self, snapshot: StatsSnapshot, verdict: Verdict, reason: str,
+                health: HealthReport | None = None) -> None:
         duration = format_duration(snapshot.duration)
         self._console.print(
             stats_table(snapshot, current=False, title=f"Summary ({duration}, stopped: {reason})")
@@ -160,6 +181,8 @@ class TerminalView:
         errors = errors_table(snapshot)
         if errors is not None:
             self._console.print(errors)
+        for line in health_lines(health or HealthReport()):
+            self._console.print(line)
         if verdict.passed:
             self._console.print(Text("PASSED", style="bold green"))
         else:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from phalanx.core.clock import Clock, SystemClock
+from phalanx.core.health import BlockedLoop, HealthReport
 from phalanx.engine.dispatch import (
     ClassSpec,
     next_step,
@@ -36,6 +37,7 @@ from phalanx.engine.dispatch import (
     seconds_until_step,
     target_counts,
 )
+from phalanx.engine.health import CpuMonitor, HealthTracker, LoopWatchdog
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.shape import LoadShape, check_tick
 from phalanx.scripting.user import User
@@ -72,6 +74,8 @@ class RunStatus:
     class_counts: tuple[tuple[str, int], ...]
     elapsed: float
     run_time: float | None
+    cpu_percent: float = 0.0
+    blocked_loops: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,9 @@ class RunPlan:
     shape: LoadShape | None = None
     shape_interval: float = 1.0
     max_users: int = 100_000
+    watch_loop: bool = True
+    block_threshold: float = 0.25
+    cpu_threshold: float = 90.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,7 @@ class RunResult:
     reason: StopReason
     started_at: float  # wall clock, epoch seconds
     ended_at: float
+    health: HealthReport
 
 
 UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
@@ -144,6 +152,10 @@ class LocalRunner:
         self._aborted = False
         self._tg: asyncio.TaskGroup | None = None
         self._latest: StatsSnapshot | None = None
+        self._health = HealthTracker()
+        self._cpu = CpuMonitor()
+        self._cpu_threshold = 90.0
+        self._cpu_hot = False
 
     # --- control interface (called from signal handlers, the CLI, later the web) -----
 
@@ -193,6 +205,8 @@ class LocalRunner:
             class_counts=tuple((name, len(users)) for name, users in self._live.items()),
             elapsed=max(0.0, now - self._started) if self._started else 0.0,
             run_time=self._run_time,
+            cpu_percent=self._health.cpu_percent,
+            blocked_loops=self._health.blocked_count,
         )
 
     # --- the run ---------------------------------------------------------------------
@@ -216,6 +230,12 @@ class LocalRunner:
         self._aggregator.reset(self._started)
         self._recorder.take_delta(self._started)
         self._state = RunState.SPAWNING
+        self._cpu_threshold = plan.cpu_threshold
+        self._cpu = CpuMonitor()
+        watchdog = None
+        if plan.watch_loop:
+            interval = min(0.05, plan.block_threshold / 2)
+            watchdog = LoopWatchdog(threshold=plan.block_threshold, interval=interval)
         if plan.shape is not None:
             plan.shape.reset_time(self._started, clock=self._clock)
             self._rate = plan.spawn_rate
@@ -224,11 +244,19 @@ class LocalRunner:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                heartbeat = None
+                if watchdog is not None:
+                    watchdog.start()
+                    heartbeat = tg.create_task(watchdog.heartbeat(self._on_blocked))
                 await self._control(plan)
                 self._state = RunState.STOPPING
                 self._publish()
                 self._stop_all()
+                if heartbeat is not None:
+                    heartbeat.cancel()
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             self._tg = None
             self._state = RunState.STOPPED
         snapshot = self._flush()
@@ -238,6 +266,7 @@ class LocalRunner:
             reason=self._stop_reason or StopReason.REQUESTED,
             started_at=started_wall,
             ended_at=self._clock.wall(),
+            health=self._health.report(),
         )
 
     async def _control(self, plan: RunPlan) -> None:
@@ -373,7 +402,31 @@ class LocalRunner:
         self._latest = self._aggregator.snapshot(now)
         return self._latest
 
+    def _on_blocked(self, event: BlockedLoop) -> None:
+        if self._health.blocked(event):
+            log.warning(
+                "the event loop was blocked for %.0f ms by synchronous code at %s (in %s): "
+                "latencies measured meanwhile are inflated; use awaitable calls "
+                "(await asyncio.sleep, self.client) instead of blocking ones",
+                event.seconds * 1000, event.location, event.function,
+            )
+
+    def _sample_cpu(self) -> None:
+        percent = self._cpu.sample()
+        hot = self._health.cpu(percent, self._cpu_threshold)
+        if hot and not self._cpu_hot:
+            log.warning(
+                "this load generator uses %.0f%% of a CPU core: its figures may be skewed; "
+                "run fewer users per process or more processes", percent,
+            )
+        self._cpu_hot = hot
+
+    @property
+    def health(self) -> HealthReport:
+        return self._health.report()
+
     def _publish(self) -> None:
+        self._sample_cpu()
         snapshot = self._flush()
         if self._on_update is not None:
             self._on_update(snapshot, self.status())

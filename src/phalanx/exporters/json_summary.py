@@ -4,7 +4,8 @@ Schema (version 1): ``schema``, ``phalanx_version``, ``run`` (script, sha256,
 host, users, spawn rate, run time, start/end as ISO-8601 UTC, duration, stop
 reason), ``verdict`` (passed, exit code, reasons), ``total`` and ``entries``
 (per method+name: counts, rates, min/mean/max and percentiles in ms),
-``errors`` and ``exceptions`` with counts.
+``errors`` and ``exceptions`` with counts, and ``health`` (the generator's
+peak CPU and where synchronous code blocked its event loop).
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ def summary_dict(report: RunReport, version: str) -> dict[str, Any]:
             "passed": report.passed,
             "exit_code": report.exit_code,
             "reasons": list(report.reasons),
+        },
+        "health": {
+            "max_cpu_percent": round(report.health.max_cpu_percent, 1),
+            "cpu_warnings": report.health.cpu_warnings,
+            "blocked_loop": [
+                {"location": b.location, "function": b.function, "count": b.count,
+                 "max_ms": ms(b.max_seconds), "total_ms": ms(b.total_seconds)}
+                for b in report.health.blocked
+            ],
         },
         "total": entry_dict(snap.total),
         "entries": [entry_dict(entry) for entry in snap.entries],

@@ -6,8 +6,9 @@ the engine, so they can be fed by a local run, a master, or a stored run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from phalanx.core.health import HealthReport
 from phalanx.stats import StatsSnapshot
 
 
@@ -26,6 +27,7 @@ class RunReport:
     passed: bool
     exit_code: int
     reasons: tuple[str, ...]
+    health: HealthReport = field(default_factory=HealthReport)
 
 
 def ms(seconds: float) -> float:

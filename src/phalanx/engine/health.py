@@ -1,0 +1,185 @@
+"""Health of the load generator itself: a blocked event loop and a saturated CPU.
+
+Both distort every latency figure silently, so both are watched during a run
+and reported (log, live view, summary, JSON).
+
+**Blocked loop.** A heartbeat task on the loop stamps the time every
+``interval``; a daemon thread (:class:`LoopWatchdog`) checks the stamp. When
+the stamp is older than ``threshold`` the loop is blocked by synchronous code
+(``time.sleep``, a sync HTTP library, heavy CPU in a task): the thread then
+samples the loop thread's current stack with ``sys._current_frames`` and keeps
+the innermost frame that belongs to user code (not phalanx, not the standard
+library). When the loop comes back, the heartbeat sees the gap, pairs it with
+the sampled location and reports a :class:`BlockedLoop` event. The thread
+never touches loop objects; the two sides share two attributes written by one
+side each.
+
+**CPU.** :class:`CpuMonitor` turns process CPU time deltas into a percentage
+of one core; above ``threshold`` (default 90%) it counts a warning.
+
+:class:`HealthTracker` folds the events into an immutable
+:class:`~phalanx.core.health.HealthReport` (per location: count, worst and
+total blocked time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from phalanx.core.health import BlockedLoop, BlockedSummary, HealthReport
+
+_PHALANX_DIR = str(Path(__file__).resolve().parents[1])
+_STDLIB_DIRS = tuple(
+    {str(Path(p).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+     if (p := sysconfig.get_paths().get(key))}
+)
+
+
+def is_user_frame(filename: str) -> bool:
+    """True for code the user wrote (not phalanx, not the standard library or site-packages)."""
+    if filename.startswith("<"):
+        return False
+    try:
+        resolved = str(Path(filename).resolve())
+    except OSError:
+        return False
+    if resolved.startswith(_PHALANX_DIR):
+        return False
+    return not resolved.startswith(_STDLIB_DIRS)
+
+
+def user_location(frame: FrameType | None) -> tuple[str, str]:
+    """``(file:line, function)`` of the innermost user frame of a stack, or of its top frame."""
+    top: tuple[str, str] | None = None
+    while frame is not None:
+        code = frame.f_code
+        here = (f"{code.co_filename}:{frame.f_lineno}", code.co_qualname)
+        if top is None:
+            top = here
+        if is_user_frame(code.co_filename):
+            return here
+        frame = frame.f_back
+    return top or ("?", "?")
+
+
+class LoopWatchdog:
+    """Samples where the loop thread is stuck; see the module docstring."""
+
+    def __init__(self, *, threshold: float = 0.25, interval: float = 0.05) -> None:
+        if threshold <= interval:
+            raise ValueError("threshold must be larger than interval")
+        self.threshold = threshold
+        self.interval = interval
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()  # written by the loop side only
+        self._sample: tuple[str, str] | None = None  # written by the thread only
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._thread = threading.Thread(target=self._watch, name="phalanx-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            beat = self._beat
+            if time.monotonic() - beat > self.threshold and self._sample is None:
+                frame = sys._current_frames().get(self._loop_thread)
+                self._sample = user_location(frame)
+                del frame
+
+    async def heartbeat(self, report: Callable[[BlockedLoop], None]) -> None:
+        """Run on the loop until cancelled; calls ``report`` after each blocked stretch."""
+        while True:
+            before = time.monotonic()
+            self._beat = before
+            await asyncio.sleep(self.interval)
+            gap = time.monotonic() - before - self.interval
+            sample, self._sample = self._sample, None
+            if gap > self.threshold:
+                location, function = sample or ("?", "?")
+                report(BlockedLoop(gap, location, function))
+
+
+class CpuMonitor:
+    """CPU use of this process, as a percentage of one core, between two calls."""
+
+    def __init__(self, threshold: float = 90.0) -> None:
+        self.threshold = threshold
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def sample(self) -> float:
+        cpu, wall = time.process_time(), time.monotonic()
+        elapsed = wall - self._wall
+        percent = 100.0 * (cpu - self._cpu) / elapsed if elapsed > 0 else 0.0
+        self._cpu, self._wall = cpu, wall
+        return percent
+
+
+class HealthTracker:
+    """Accumulates health events of one run (loop thread only)."""
+
+    MAX_LOCATIONS = 100
+
+    def __init__(self) -> None:
+        self._blocked: dict[tuple[str, str], list[float]] = {}
+        self._cpu = 0.0
+        self._max_cpu = 0.0
+        self._cpu_warnings = 0
+
+    def blocked(self, event: BlockedLoop) -> bool:
+        """Record a blocked stretch; True when its location is new (worth a full log line)."""
+        key = (event.location, event.function)
+        stats = self._blocked.get(key)
+        if stats is None:
+            if len(self._blocked) >= self.MAX_LOCATIONS:
+                key = ("<other>", "<other>")
+                stats = self._blocked.setdefault(key, [0, 0.0, 0.0])
+            else:
+                self._blocked[key] = [1, event.seconds, event.seconds]
+                return True
+        stats[0] += 1
+        stats[1] = max(stats[1], event.seconds)
+        stats[2] += event.seconds
+        return False
+
+    def cpu(self, percent: float, threshold: float) -> bool:
+        """Record a CPU sample; True when it crosses ``threshold`` (a warning)."""
+        self._cpu = percent
+        self._max_cpu = max(self._max_cpu, percent)
+        if percent > threshold:
+            self._cpu_warnings += 1
+            return True
+        return False
+
+    @property
+    def cpu_percent(self) -> float:
+        return self._cpu
+
+    @property
+    def blocked_count(self) -> int:
+        return sum(int(stats[0]) for stats in self._blocked.values())
+
+    def report(self) -> HealthReport:
+        blocked = tuple(
+            BlockedSummary(location, function, int(count), max_s, total_s)
+            for (location, function), (count, max_s, total_s) in sorted(
+                self._blocked.items(), key=lambda item: -item[1][2]
+            )
+        )
+        return HealthReport(blocked, self._cpu, self._max_cpu, self._cpu_warnings)

@@ -123,9 +123,13 @@ class CpuMonitor:
         self._cpu = time.process_time()
         self._wall = time.monotonic()
 
-    def sample(self) -> float:
+    def sample(self, min_window: float = 0.0) -> float | None:
+        """Percent of one core since the last sample; ``None`` if less than ``min_window``
+        seconds passed (a short window makes any burst look like saturation)."""
         cpu, wall = time.process_time(), time.monotonic()
         elapsed = wall - self._wall
+        if elapsed < min_window:
+            return None
         percent = 100.0 * (cpu - self._cpu) / elapsed if elapsed > 0 else 0.0
         self._cpu, self._wall = cpu, wall
         return percent

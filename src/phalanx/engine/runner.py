@@ -6,10 +6,13 @@ stats flushes) runs in ``run`` itself. Nothing outlives ``run``.
 
 Decisions come from :mod:`phalanx.engine.dispatch` (pure); this module only
 acts on them. Stopping a user is cooperative: ``request_stop`` lets the user
-finish its current task, a user that is waiting is cancelled at once (its
-``on_stop`` still runs), and one still busy after ``stop_timeout`` is
-cancelled. A first stop request is graceful; :meth:`abort` cancels every
-user at once.
+finish its current task, a user that is waiting is cancelled at once, and one
+still busy after ``stop_timeout`` is cancelled; ``on_stop`` runs in every
+case (bounded, see :mod:`phalanx.scripting.user`). A user asked to stop
+leaves the live set at once (it sits in a stopping set until its task ends),
+so a ramp never picks the same user twice. A first stop request is graceful;
+a second one, or :meth:`abort`, cancels every user at once without
+``on_stop``. When every user has ended itself (``StopUser``) the run ends.
 
 Stats: users record into one :class:`~phalanx.stats.Recorder`; every
 ``stats_interval`` the runner takes its delta, merges it into the
@@ -74,6 +77,7 @@ class RunStatus:
     class_counts: tuple[tuple[str, int], ...]
     elapsed: float
     run_time: float | None
+    stopping: int = 0
     cpu_percent: float = 0.0
     blocked_loops: int = 0
 
@@ -91,6 +95,7 @@ class RunPlan:
     shape: LoadShape | None = None
     shape_interval: float = 1.0
     max_users: int = 100_000
+    max_spawn_rate: float = 10_000.0
     watch_loop: bool = True
     block_threshold: float = 0.25
     cpu_threshold: float = 90.0
@@ -110,11 +115,13 @@ UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
 
 
 class _LiveUser:
-    __slots__ = ("task", "user")
+    __slots__ = ("name", "task", "timer", "user")
 
-    def __init__(self, user: User, task: asyncio.Task[None]) -> None:
+    def __init__(self, name: str, user: User, task: asyncio.Task[None]) -> None:
+        self.name = name
         self.user = user
         self.task = task
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class LocalRunner:
@@ -137,6 +144,9 @@ class LocalRunner:
         self._classes: dict[str, type[User]] = {}
         self._specs: list[ClassSpec] = []
         self._live: dict[str, list[_LiveUser]] = {}
+        # Users asked to stop but not finished yet: out of _live so a ramp never picks them twice.
+        self._stopping: set[_LiveUser] = set()
+        self._warned: set[str] = set()
         self._dispatched: dict[str, int] = {}
         self._target: dict[str, int] = {}
         self._target_total = 0
@@ -155,24 +165,31 @@ class LocalRunner:
         self._health = HealthTracker()
         self._cpu = CpuMonitor()
         self._cpu_threshold = 90.0
+        self._min_cpu_window = 0.5
         self._cpu_hot = False
 
     # --- control interface (called from signal handlers, the CLI, later the web) -----
 
     def request_stop(self) -> None:
-        """Stop gracefully: users finish their task (up to ``stop_timeout``)."""
+        """Stop gracefully: users finish their task (up to ``stop_timeout``).
+
+        Once the run is already stopping, a further request means "now" (:meth:`abort`).
+        """
+        if self._state is RunState.STOPPING:
+            self.abort()
+            return
         if self._stop_reason is None:
             self._stop_reason = StopReason.REQUESTED
         self._wake.set()
 
     def abort(self) -> None:
-        """Stop now: cancel every user without waiting."""
+        """Stop now: cancel every user without waiting (``on_stop`` does not run)."""
         self._aborted = True
         if self._stop_reason is None or self._stop_reason is StopReason.REQUESTED:
             self._stop_reason = StopReason.ABORTED
-        for users in self._live.values():
-            for live in users:
-                live.task.cancel()
+        for live in [*self._stopping, *(u for users in self._live.values() for u in users)]:
+            live.user.abort()
+            live.task.cancel()
         self._wake.set()
 
     def change_target(self, users: int, spawn_rate: float | None = None) -> None:
@@ -183,8 +200,15 @@ class LocalRunner:
             if spawn_rate <= 0:
                 raise ValueError("spawn_rate must be > 0")
             self._rate = spawn_rate
-        self._target_total = users
         self._target = target_counts(self._specs, users)
+        self._target_total = sum(self._target.values())
+        if self._target_total < users and "fixed_count" not in self._warned:
+            self._warned.add("fixed_count")
+            log.warning(
+                "only %d of %d users can run: the classes' fixed_count values add up to %d "
+                "and no class without fixed_count has a weight", self._target_total, users,
+                self._target_total,
+            )
         self._ramp_started = self._clock.monotonic()
         self._ramp_steps = 0
         if self._state is RunState.RUNNING:
@@ -205,6 +229,7 @@ class LocalRunner:
             class_counts=tuple((name, len(users)) for name, users in self._live.items()),
             elapsed=max(0.0, now - self._started) if self._started else 0.0,
             run_time=self._run_time,
+            stopping=len(self._stopping),
             cpu_percent=self._health.cpu_percent,
             blocked_loops=self._health.blocked_count,
         )
@@ -231,6 +256,7 @@ class LocalRunner:
         self._recorder.take_delta(self._started)
         self._state = RunState.SPAWNING
         self._cpu_threshold = plan.cpu_threshold
+        self._min_cpu_window = plan.stats_interval / 2
         self._cpu = CpuMonitor()
         watchdog = None
         if plan.watch_loop:
@@ -284,15 +310,15 @@ class LocalRunner:
                 tick = self._tick_shape(plan.shape)
                 if tick is None:
                     return
-                users, rate = tick
-                if users > plan.max_users:
-                    log.warning("load shape asked for %d users; capped at --max-users %d",
-                                users, plan.max_users)
-                    users = plan.max_users
+                users, rate = self._cap_shape(tick, plan)
                 if users != self._target_total or rate != self._rate:
                     self.change_target(users, rate)
                 next_shape = now + plan.shape_interval
             self._ramp(now)
+            if self._all_users_gone(plan):
+                log.warning("every user has stopped itself (StopUser); ending the run")
+                self._stop_reason = StopReason.NO_USERS
+                return
             if now >= next_flush:
                 self._publish()
                 next_flush = max(next_flush + plan.stats_interval, now)
@@ -308,6 +334,31 @@ class LocalRunner:
             timeout = max(0.0, deadline - self._clock.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _cap_shape(self, tick: tuple[int, float], plan: RunPlan) -> tuple[int, float]:
+        """Hold a shape's target within the run's safety limits (warning once each)."""
+        users, rate = tick
+        if users > plan.max_users:
+            if "shape_users" not in self._warned:
+                self._warned.add("shape_users")
+                log.warning("the load shape asks for %d users; capped at --max-users %d",
+                            users, plan.max_users)
+            users = plan.max_users
+        if rate > plan.max_spawn_rate:
+            if "shape_rate" not in self._warned:
+                self._warned.add("shape_rate")
+                log.warning("the load shape asks for %g users/s; capped at --max-spawn-rate %g",
+                            rate, plan.max_spawn_rate)
+            rate = plan.max_spawn_rate
+        return users, rate
+
+    def _all_users_gone(self, plan: RunPlan) -> bool:
+        """True when users were dispatched but all ended on their own (nothing to wait for)."""
+        if plan.shape is not None or self._target_total == 0 or self._stopping:
+            return False
+        if next_step(self._dispatched, self._target) is not None:
+            return False
+        return not any(self._live.values())
 
     def _tick_shape(self, shape: LoadShape) -> tuple[int, float] | None:
         """The shape's next target; ``None`` (and a stop reason) when it ends or breaks."""
@@ -360,41 +411,55 @@ class LocalRunner:
         if self._tg is None:
             raise RuntimeError("users start only while the run is in progress")
         user = self._classes[name](self._context)
-        task = self._tg.create_task(self._user_main(name, user))
-        self._live[name].append(_LiveUser(user, task))
+        live = _LiveUser(name, user, self._tg.create_task(self._user_main(name, user)))
+        self._live[name].append(live)
 
     async def _user_main(self, name: str, user: User) -> None:
         try:
             await user.run()
-        except Exception as exc:  # a bug that escaped the user's own handling
+        except (Exception, SystemExit) as exc:  # escaped the user's own handling
             frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
             location = f"{frame.filename}:{frame.lineno}" if frame else "?"
             self._recorder.record_exception(name, type(exc).__name__, str(exc)[:500], location)
-            log.error("user %s stopped by an unexpected error: %r", name, exc, exc_info=exc)
+            log.error("a %s user stopped on an unexpected error: %s: %s",
+                      name, type(exc).__name__, exc)
         finally:
-            users = self._live.get(name)
-            if users is not None:
-                for index, live in enumerate(users):
-                    if live.user is user:
-                        users.pop(index)
-                        break
+            self._forget(name, user)
+
+    def _forget(self, name: str, user: User) -> None:
+        for live in self._stopping:
+            if live.user is user:
+                self._stopping.discard(live)
+                if live.timer is not None:
+                    live.timer.cancel()
+                return
+        users = self._live.get(name)
+        if users is not None:
+            for index, live in enumerate(users):
+                if live.user is user:
+                    users.pop(index)
+                    return
 
     def _stop_one(self, name: str) -> None:
         users = self._live[name]
         if users:
-            self._stop_user(users[-1])
+            self._stop_user(users.pop())
 
     def _stop_user(self, live: _LiveUser) -> None:
+        """Move a live user to the stopping set and ask it to stop (see the module docstring)."""
+        self._stopping.add(live)
         live.user.request_stop()
         if self._aborted or self._stop_timeout <= 0 or live.user.is_waiting:
             live.task.cancel()
         else:
-            asyncio.get_running_loop().call_later(self._stop_timeout, live.task.cancel)
+            live.timer = asyncio.get_running_loop().call_later(
+                self._stop_timeout, live.task.cancel
+            )
 
     def _stop_all(self) -> None:
         for users in self._live.values():
-            for live in list(users):
-                self._stop_user(live)
+            while users:
+                self._stop_user(users.pop())
 
     def _flush(self) -> StatsSnapshot:
         now = self._clock.monotonic()
@@ -411,8 +476,10 @@ class LocalRunner:
                 event.seconds * 1000, event.location, event.function,
             )
 
-    def _sample_cpu(self) -> None:
-        percent = self._cpu.sample()
+    def _sample_cpu(self, min_window: float) -> None:
+        percent = self._cpu.sample(min_window)
+        if percent is None:
+            return
         hot = self._health.cpu(percent, self._cpu_threshold)
         if hot and not self._cpu_hot:
             log.warning(
@@ -426,7 +493,7 @@ class LocalRunner:
         return self._health.report()
 
     def _publish(self) -> None:
-        self._sample_cpu()
+        self._sample_cpu(self._min_cpu_window)
         snapshot = self._flush()
         if self._on_update is not None:
             self._on_update(snapshot, self.status())

@@ -4,7 +4,8 @@ Map of the package::
 
     HttpSession.get/post/.../request() -> RequestCall    (awaitable / async context manager)
       _perform (one generator per request, all hops):
-        url.resolve_url, encoding.*, naming.default_request_name
+        targets.TargetCache (url.resolve_url + naming.default_request_name, memoised
+        per URL string; the encoded head of a plain request is kept beside), encoding.*
         per hop: pool.OriginPool.take_idle -> connection.HttpConnection.exchange (httptools)
                  (slow path _exchange: OriginPool.acquire -> connector.open_connection:
                   resolve, admit_addresses = scope-guard seam, connect, TLS)
@@ -64,6 +65,7 @@ from phalanx.http.options import HttpOptions, TlsContexts
 from phalanx.http.pool import OriginPool
 from phalanx.http.redirects import REDIRECT_STATUSES, next_hop
 from phalanx.http.response import Response
+from phalanx.http.targets import Target, TargetCache
 from phalanx.http.url import (
     BaseUrl,
     InvalidUrl,
@@ -72,7 +74,6 @@ from phalanx.http.url import (
     append_params,
     parse_base_url,
     resolve_location,
-    resolve_url,
 )
 
 __all__ = ["HttpSession", "RequestCall", "RequestOptions"]
@@ -112,7 +113,7 @@ class HttpSession:
     own on its first https connection.
     """
 
-    __slots__ = ("_base", "_cookies", "_options", "_pools", "_recorder", "_tls")
+    __slots__ = ("_base", "_cookies", "_options", "_pools", "_recorder", "_targets", "_tls")
 
     def __init__(
         self,
@@ -134,6 +135,7 @@ class HttpSession:
         self._tls = tls
         self._pools: dict[Origin, OriginPool] | None = None
         self._cookies: CookieJar | None = None
+        self._targets: TargetCache | None = None  # created on the first request
 
     # -- public API ------------------------------------------------------------------
 
@@ -251,10 +253,14 @@ class HttpSession:
         name: str | None = None
         allow_redirects = True
         base = self._base
+        targets = self._targets
+        if targets is None:
+            targets = self._targets = TargetCache(base)
         try:
             if method not in _KNOWN_METHODS:
                 method = check_method(method)
-            url = resolve_url(raw_url, base)
+            target = targets[raw_url]
+            url = target.url
             if kw:
                 name = kw.get("name")
                 allow_redirects = kw.get("allow_redirects", True)
@@ -279,9 +285,10 @@ class HttpSession:
             return response
 
         deadline = asyncio.get_running_loop().time() + timeout
-        base_origin = base.url.origin if base is not None else None
         if name is None:
-            name = default_request_name(url, base_origin)
+            name = target.name  # params only add a query, which names never include
+        # The first hop of a plain request may reuse the target's encoded head.
+        plain: Target | None = target if headers is None and body is None else None
         history: list[Response] | None = None
         while True:
             # One hop. The common case (an idle keep-alive connection that
@@ -293,7 +300,16 @@ class HttpSession:
             try:
                 if pool is None:
                     pool = self._pool(url.origin)
-                payload = self._encode(pool, method, url, headers, body, content_type)
+                jar = self._cookies
+                cookie = jar.cookie_header(url, time.time()) if jar else None
+                if plain is None or cookie is not None or url is not plain.url:
+                    payload = self._encode(pool, method, url, headers, body, content_type, cookie)
+                elif plain.head_method == method:
+                    payload = plain.head
+                else:
+                    payload = self._encode(pool, method, url, None, None, None, None)
+                    plain.head = payload
+                    plain.head_method = method
             except TransportError as exc:
                 result = exc.failure
             else:
@@ -366,11 +382,14 @@ class HttpSession:
                 same_origin=next_url.origin == url.origin,
             )
             url = next_url
-            name = default_request_name(url, base_origin)
+            name = default_request_name(url, base.url.origin if base is not None else None)
         if history is not None:
             response._history = history
         if record_final:
-            self._record(method, name, response)
+            if response.error is None and response.status_code < 400:
+                self._recorder.record(method, name, response.elapsed, response.wire_bytes, None)
+            else:
+                self._record(method, name, response)
         else:
             call._final = (method, name)
         return response
@@ -385,13 +404,12 @@ class HttpSession:
         headers: UserHeaders | None,
         body: bytes | None,
         content_type: str | None,
+        cookie: str | None,
     ) -> bytes:
-        """The request bytes of one hop (this session's cookies applied).
+        """The request bytes of one hop (``cookie``: this session's ``Cookie`` value).
 
         Raises :class:`TransportError` (kind ``other``) when they cannot be encoded.
         """
-        jar = self._cookies
-        cookie = jar.cookie_header(url, time.time()) if jar else None
         try:
             payload = encode_head(
                 method,

@@ -15,10 +15,13 @@ runs once for every user whose ``run()`` ends normally.
 Stopping: ``request_stop()`` makes the user exit at the next task boundary.
 The engine cancels the asyncio task of a user that ``is_waiting`` after
 ``request_stop()``: that cancellation ends the wait, ``on_stop`` runs and
-``run()`` returns normally. A cancellation at any other moment (in a task, in
-``on_start``/``on_stop``, or without ``request_stop()``) propagates as usual;
-``on_stop`` is then skipped but resources are still released. ``StopUser``
-raised anywhere ends the user the normal way (``on_stop`` runs).
+``run()`` returns normally. A cancellation of a user that was asked to stop
+while it was busy (in ``on_start`` or a task: the engine's stop timeout ran
+out) also ends in ``on_stop``, as Locust does, given at most
+``ON_STOP_TIMEOUT`` seconds so a stop always completes. A cancellation without
+``request_stop()``, after ``abort()``, or during ``on_stop`` propagates as
+usual; ``on_stop`` is then skipped but resources are still released.
+``StopUser`` raised anywhere ends the user the normal way (``on_stop`` runs).
 
 Abstract classes: ``User`` and ``HttpUser`` are abstract; a subclass is
 concrete unless it sets ``abstract = True`` in its own body (the attribute is
@@ -58,6 +61,10 @@ __all__ = ["HttpUser", "User", "UserContext", "validate_user_classes"]
 _T = TypeVar("_T")
 
 CLIENT_CLOSE_TIMEOUT: Final = 5.0
+ON_STOP_TIMEOUT: Final = 5.0
+"""Seconds ``on_stop`` may take after a stop cancelled a busy user."""
+ABORTED: Final = 4
+"""Bit of ``User._state``: ``abort()`` was called; nothing more runs."""
 """Seconds allowed to close a user's HTTP client when the user ends."""
 
 
@@ -114,6 +121,10 @@ class User:
         """Ask the user to stop at the next task boundary (see the module docstring)."""
         self._state |= STOPPING
 
+    def abort(self) -> None:
+        """Mark the user as stopping now: a cancellation that follows skips ``on_stop``."""
+        self._state |= STOPPING | ABORTED
+
     def measure(self, method: str, name: str) -> Measurement:
         """Time an ``async with`` block and record it as a request (custom clients).
 
@@ -141,13 +152,30 @@ class User:
         """Run this user until it stops (see the module docstring)."""
         try:
             table = self._task_table()
+            cancelled_busy = False
             try:
                 if await run_hook(self, self, "on_start", (StopUser,)):
                     await task_loop(self, self, table)
             except StopUser:
                 pass
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._state & ABORTED or not self._state & STOPPING or current is None:
+                    raise
+                current.uncancel()  # the stop asked for this: withdraw it and clean up
+                cancelled_busy = True
             with contextlib.suppress(StopUser):
-                await run_hook(self, self, "on_stop", (StopUser,))
+                if cancelled_busy:
+                    try:
+                        async with asyncio.timeout(ON_STOP_TIMEOUT):
+                            await run_hook(self, self, "on_stop", (StopUser,))
+                    except TimeoutError:
+                        self.context.logger.warning(
+                            "%s.on_stop did not finish within %.0f s after a stop; abandoned",
+                            type(self).__qualname__, ON_STOP_TIMEOUT,
+                        )
+                else:
+                    await run_hook(self, self, "on_stop", (StopUser,))
         finally:
             self._state = STOPPING
             await self._release()

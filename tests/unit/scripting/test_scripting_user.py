@@ -120,28 +120,43 @@ async def test_cancel_while_waiting_without_request_stop_propagates(context: Use
     assert events == ["work"]
 
 
-async def test_cancel_during_a_task_propagates_and_skips_on_stop(context: UserContext) -> None:
-    events: list[str] = []
-    inside = asyncio.Event()
+class _Busy(User):
+    events: list[str]
+    inside: asyncio.Event
 
-    class Busy(User):
-        async def on_stop(self) -> None:
-            events.append("on_stop")
+    async def on_stop(self) -> None:
+        self.events.append("on_stop")
 
-        @task
-        async def hang(self) -> None:
-            inside.set()
-            await asyncio.Event().wait()
+    @task
+    async def hang(self) -> None:
+        self.inside.set()
+        await asyncio.Event().wait()
 
-    user = Busy(context)
+
+async def test_stop_that_cancels_a_busy_user_still_runs_on_stop(context: UserContext) -> None:
+    _Busy.events, _Busy.inside = [], asyncio.Event()
+    user = _Busy(context)
     runner = asyncio.create_task(user.run())
-    await asyncio.wait_for(inside.wait(), TIMEOUT)
+    await asyncio.wait_for(_Busy.inside.wait(), TIMEOUT)
     assert not user.is_waiting
     user.request_stop()
     runner.cancel()
+    await asyncio.wait_for(runner, TIMEOUT)  # returns normally: the stop asked for the cancel
+    assert _Busy.events == ["on_stop"]
+
+
+async def test_abort_cancel_during_a_task_propagates_and_skips_on_stop(
+    context: UserContext,
+) -> None:
+    _Busy.events, _Busy.inside = [], asyncio.Event()
+    user = _Busy(context)
+    runner = asyncio.create_task(user.run())
+    await asyncio.wait_for(_Busy.inside.wait(), TIMEOUT)
+    user.abort()
+    runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(runner, TIMEOUT)
-    assert events == []
+    assert _Busy.events == []
 
 
 async def test_stop_user_ends_the_user_and_runs_on_stop(

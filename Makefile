@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-DEMO_PORT ?= 8080
+DEMO_PORT ?= 0
 
 .PHONY: demo test lint typecheck unit venv-dev venv-run lock bench clean
 

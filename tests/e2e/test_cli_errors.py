@@ -126,3 +126,17 @@ def test_unknown_config_key_is_refused(phalanx_cli: Cli, tmp_path: Path) -> None
     config = write(tmp_path, "c.toml", "usres = 3\n")
     assert_clean_error(phalanx_cli("run", "-f", script, "--config", config),
                        "unknown setting 'usres'", "did you mean 'users'")
+
+
+def test_two_user_classes_with_one_name_are_refused(phalanx_cli: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "dup.py", GOOD + "\nBase = Shopper\n\nclass Shopper(Base):\n"
+                   "    pass\n")
+    assert_clean_error(phalanx_cli("run", "-f", script, "--host", "http://127.0.0.1:9"),
+                       "two User classes are named Shopper")
+
+
+def test_a_directory_as_json_output_is_refused(phalanx_cli: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "s.py", GOOD)
+    result = phalanx_cli("run", "-f", script, "--host", "http://127.0.0.1:9",
+                         "--json", str(tmp_path))
+    assert_clean_error(result, "is a directory")

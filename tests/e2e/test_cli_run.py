@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -90,35 +93,106 @@ def test_max_fail_ratio_lets_a_mostly_good_run_pass(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_sigint_stops_gracefully_and_still_writes_the_summary(
-    demo_target: str, tmp_path: Path
-) -> None:
+class Progress:
+    """Reads a child's stdout on a thread so the test can wait for a line with a deadline."""
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        assert stream is not None
+        self._stream = stream
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def close(self) -> None:
+        """After the process ended: let the reader reach EOF, then close the pipe."""
+        self._thread.join(timeout=10)
+        self._stream.close()
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if predicate(line):
+                return line
+        raise AssertionError("the expected output never came")
+
+
+def start_run(demo_target: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "phalanx", "run", "-f", SHOPPER, "--host", demo_target,
          "-u", "3", "-r", "30", "-t", "60s", "--json", "out.json", "--live", "off",
-         "--stats-interval", "0.2"],
+         "--stats-interval", "0.2", "--summary-interval", "0.2", *extra],
         cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def requests_so_far(line: str) -> bool:
+    """A progress line of a run whose users are all up and sending."""
+    return "users 3/3" in line and " 0.0 req/s" not in line
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_gracefully_and_still_writes_the_summary(
+    demo_target: str, tmp_path: Path, signum: signal.Signals
+) -> None:
+    process = start_run(demo_target, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        # the first progress line means users are running; wait for it without sleeping blind
-        assert process.stderr is not None
-        while time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if "starting" in line or not line:
-                break
-        time.sleep(1.0)  # let some requests happen: the run must record them
+        Progress(process.stdout).wait_for(requests_so_far, timeout=30)
         began = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
     assert time.monotonic() - began < 15
     assert "stopping gracefully" in stderr
-    assert process.returncode == 0, stdout + stderr
+    assert process.returncode == 0, stderr
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["run"]["stop_reason"] == "requested"
     assert data["total"]["requests"] > 0
+
+
+def test_a_second_signal_stops_at_once(demo_target: str, tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import asyncio\n"
+        "from phalanx import HttpUser, task, constant\n"
+        "class Slow(HttpUser):\n"
+        "    wait_time = constant(0)\n"
+        "    @task\n"
+        "    async def slow(self):\n"
+        "        await self.client.get('/items')\n"
+        "        await asyncio.sleep(3600)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", str(slow), "--host", demo_target,
+         "-u", "3", "-r", "30", "--stop-timeout", "1h", "--json", "out.json", "--live", "off",
+         "--stats-interval", "0.2", "--summary-interval", "0.2"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        output, logs = Progress(process.stdout), Progress(process.stderr)
+        output.wait_for(requests_so_far, timeout=30)
+        process.send_signal(signal.SIGINT)
+        logs.wait_for(lambda line: "stopping gracefully" in line, timeout=30)
+        process.send_signal(signal.SIGINT)
+        logs.wait_for(lambda line: "stopping now" in line, timeout=30)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        output.close()
+        logs.close()
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["run"]["stop_reason"] == "aborted"

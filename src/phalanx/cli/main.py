@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from phalanx.core.errors import PhalanxError
@@ -61,6 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("phalanx: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: say so plainly, keep the traceback for the report
+        print("phalanx: internal error (a bug in phalanx; please report it with this "
+              "traceback):", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_INTERNAL
     return code
 
 

@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from rich.logging import RichHandler
 from phalanx.cli.view import TerminalView
 from phalanx.config.settings import OPTIONS, Settings, build_settings
 from phalanx.core.errors import ConfigError, ScriptError
-from phalanx.engine.runner import LocalRunner, RunPlan, RunResult
-from phalanx.engine.verdict import Verdict, VerdictPolicy, evaluate
+from phalanx.engine.runner import LocalRunner, RunPlan, RunResult, RunState
+from phalanx.engine.verdict import EXIT_USAGE, Verdict, VerdictPolicy, evaluate
 from phalanx.exporters.csv_files import write_csv_files
 from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
@@ -121,7 +120,8 @@ def handle(args: argparse.Namespace) -> int:
     result = run_until_done(prepared, settings, view)
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
     view.summary(result.snapshot, verdict, result.reason.value, result.health)
-    write_outputs(settings, prepared.script, result, verdict, console)
+    if not write_outputs(settings, prepared.script, result, verdict, console):
+        return EXIT_USAGE
     return verdict.exit_code
 
 
@@ -208,6 +208,8 @@ def _check_output_dir(flag: str, path: str | None) -> None:
     """Refuse before the run, not after it, an output that cannot be written."""
     if not path:
         return
+    if Path(path).is_dir():
+        raise ConfigError(f"{flag} {path}: is a directory; give a file name")
     directory = Path(path).parent
     if not directory.is_dir():
         raise ConfigError(f"{flag} {path}: directory {directory} does not exist")
@@ -223,7 +225,7 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
         runner = LocalRunner(
             prepared.context, prepared.recorder, Aggregator(start=0.0), on_update=view.update
         )
-        _install_signals(runner.request_stop, runner.abort)
+        _install_signals(runner)
         log.info(
             "starting %d users at %g/s against %s (script %s, sha256 %s)",
             settings.users, settings.spawn_rate, settings.host or "the classes' hosts",
@@ -235,26 +237,26 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
         return uvloop.run(main())
 
 
-def _install_signals(stop: Callable[[], None], abort: Callable[[], None]) -> None:
+def _install_signals(runner: LocalRunner) -> None:
+    """First SIGINT/SIGTERM: graceful stop; a second one, or one while stopping: stop now."""
     loop = asyncio.get_running_loop()
-    received = {"count": 0}
 
     def on_signal(signum: int) -> None:
-        received["count"] += 1
         name = signal.Signals(signum).name
-        if received["count"] == 1:
+        if runner.state in (RunState.SPAWNING, RunState.RUNNING) and not runner.stop_requested:
             log.warning("%s: stopping gracefully (press Ctrl-C again to stop at once)", name)
-            stop()
+            runner.request_stop()
         else:
             log.warning("%s: stopping now", name)
-            abort()
+            runner.abort()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
 
 
 def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
-                  verdict: Verdict, console: Console) -> None:
+                  verdict: Verdict, console: Console) -> bool:
+    """Write --json/--csv; False (after a clear message) when one could not be written."""
     from phalanx.cli.main import version
 
     report = RunReport(
@@ -283,3 +285,5 @@ def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
                           highlight=False, markup=False)
     except OSError as exc:
         print(f"phalanx: error: cannot write results: {exc}", file=sys.stderr)
+        return False
+    return True

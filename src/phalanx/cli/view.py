@@ -169,7 +169,9 @@ class TerminalView:
         if self._summary_interval <= 0:
             return
         if status.elapsed - self._last_line >= self._summary_interval:
-            self._last_line = status.elapsed
+            # Advance by whole intervals so float jitter in `elapsed` never skips a line.
+            while self._last_line + self._summary_interval <= status.elapsed:
+                self._last_line += self._summary_interval
             self._console.print(status_line(snapshot, status))
 
     def summary(self, snapshot: StatsSnapshot, verdict: Verdict, reason: str,

@@ -129,9 +129,14 @@ def _positive_duration(raw: object) -> float:
 
 
 def _optional_run_time(raw: object) -> float | None:
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "0")):
+    """A positive duration; empty or ``none`` means "until stopped" (0 is refused: ambiguous)."""
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
         return None
-    return _positive_duration(raw)
+    value = _duration(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive duration, got {raw!r} "
+                         "(leave it unset to run until Ctrl-C)")
+    return value
 
 
 def _host(raw: object) -> str | None:
@@ -257,7 +262,8 @@ OPTIONS: tuple[Option, ...] = (
            ("--max-users",), "N"),
     Option("max_spawn_rate", _float_range(0.0, exclusive=True),
            "refuse a spawn rate above this (default 10000)", ("--max-spawn-rate",), "PER_S"),
-    Option("seed", _seed, "seed for task selection and wait times (reproducible runs)",
+    Option("seed", _seed, "seed for task selection and wait times (the same sequence of "
+           "choices; exactly reproducible with one user)",
            ("--seed",), "N"),
     Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
            "log level (default INFO)", ("-L", "--log-level"), "LEVEL"),

@@ -219,6 +219,10 @@ class LocalRunner:
     def state(self) -> RunState:
         return self._state
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_reason is not None
+
     def status(self) -> RunStatus:
         now = self._clock.monotonic()
         return RunStatus(

@@ -94,5 +94,9 @@ def write_json_summary(path: str | Path, report: RunReport, version: str) -> Non
     """Write atomically (temp file + rename) so a reader never sees half a file."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary_dict(report, version), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    try:
+        tmp.write_text(json.dumps(summary_dict(report, version), indent=2) + "\n",
+                       encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)

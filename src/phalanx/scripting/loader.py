@@ -6,10 +6,11 @@ for the audit trail), compiles them and executes them as a fresh module named
 loads of one script) never share a module. The module stays registered in
 ``sys.modules`` under that unique name after a successful load, because
 libraries resolve a class's annotations through ``sys.modules[cls.__module__]``
-(dataclasses, msgspec, pickle); a failed load removes it. While the module
-executes, the script's directory is first on ``sys.path`` (as with
-``python script.py``) so it can import modules next to it; it is removed again
-afterwards.
+(dataclasses, msgspec, pickle); a failed load removes it. The script's
+directory is put first on ``sys.path`` (as with ``python script.py``) so it
+can import modules next to it, also lazily from a task at run time; it stays
+there after a successful load (a process loads its script once) and is
+removed after a failed one.
 
 Every problem is a :class:`~phalanx.core.errors.ScriptError` with a single
 paragraph naming the file and line, never a traceback:
@@ -117,15 +118,16 @@ def _execute(code: types.CodeType, script: Path, shown: str) -> types.ModuleType
     module.__file__ = str(script.resolve())
     directory = str(script.resolve().parent)
     sys.modules[name] = module
-    sys.path.insert(0, directory)
+    added = directory not in sys.path
+    if added:
+        sys.path.insert(0, directory)
     try:
         exec(code, module.__dict__)  # noqa: S102 - running the user's script is the purpose
     except (Exception, SystemExit) as exc:
         sys.modules.pop(name, None)
-        raise _import_error(exc, shown) from None
-    finally:
-        if directory in sys.path:
+        if added and directory in sys.path:
             sys.path.remove(directory)
+        raise _import_error(exc, shown) from None
     return module
 
 
@@ -175,6 +177,15 @@ class _Checker:
             )
         for cls in users:
             self._check_class(cls)
+        seen: dict[str, type[User]] = {}
+        for cls in users:
+            if cls.__name__ in seen:
+                raise self._class_error(
+                    cls,
+                    f"two User classes are named {cls.__name__}: class names identify users in "
+                    "the stats, the CLI and the distributed protocol, so they must be unique",
+                )
+            seen[cls.__name__] = cls
         return tuple(users), self._check_shapes(shapes)
 
     def _check_shapes(self, shapes: list[type[LoadShape]]) -> type[LoadShape] | None:

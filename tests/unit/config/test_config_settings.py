@@ -147,3 +147,13 @@ def test_settings_are_immutable() -> None:
         settings.users = 3  # type: ignore[misc]
     assert settings.with_overrides(users=3).users == 3
     assert settings.users == 1
+
+
+@pytest.mark.parametrize("value", ["0", "0s", 0])
+def test_zero_run_time_is_refused_everywhere(value: object) -> None:
+    with pytest.raises(ConfigError, match="must be a positive duration"):
+        build(cli={"run_time": value})
+
+
+def test_empty_run_time_means_until_stopped() -> None:
+    assert build(cli={"run_time": "none"}).run_time is None

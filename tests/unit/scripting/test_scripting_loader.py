@@ -73,17 +73,31 @@ def test_a_valid_script_yields_concrete_users_in_order_and_its_shape(tmp_path: P
     assert loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_each_load_gets_a_unique_module_and_sys_path_is_restored(tmp_path: Path) -> None:
+def test_each_load_gets_a_unique_module_and_the_script_dir_stays_importable(
+    tmp_path: Path,
+) -> None:
     path = write(tmp_path, GOOD)
     before = list(sys.path)
-    first = load_script(path).user_classes[0]
-    second = load_script(path).user_classes[0]
-    assert first is not second
-    assert first.__module__ != second.__module__
-    assert first.__module__.startswith(MODULE_PREFIX)
-    assert sys.modules[first.__module__].__file__ == str(path.resolve())
+    try:
+        first = load_script(path).user_classes[0]
+        second = load_script(path).user_classes[0]
+        assert first is not second
+        assert first.__module__ != second.__module__
+        assert first.__module__.startswith(MODULE_PREFIX)
+        assert sys.modules[first.__module__].__file__ == str(path.resolve())
+        # kept (once) so tasks can import modules next to the script lazily at run time
+        assert sys.path == [str(tmp_path.resolve()), *before]
+        assert "script" not in sys.modules
+    finally:
+        sys.path[:] = before
+
+
+def test_a_failed_load_leaves_sys_path_as_it_was(tmp_path: Path) -> None:
+    path = write(tmp_path, "raise RuntimeError('broken')\n")
+    before = list(sys.path)
+    with pytest.raises(ScriptError):
+        load_script(path)
     assert sys.path == before
-    assert "script" not in sys.modules
 
 
 def test_a_script_can_import_a_module_next_to_it(tmp_path: Path) -> None:

@@ -140,3 +140,20 @@ def test_a_directory_as_json_output_is_refused(phalanx_cli: Cli, tmp_path: Path)
     result = phalanx_cli("run", "-f", script, "--host", "http://127.0.0.1:9",
                          "--json", str(tmp_path))
     assert_clean_error(result, "is a directory")
+
+
+def test_a_class_host_outside_the_allowed_targets_is_refused_before_any_load(
+    phalanx_cli: Cli, tmp_path: Path
+) -> None:
+    script = write(tmp_path, "s.py", GOOD.replace("class Shopper(HttpUser):",
+                                                   "class Shopper(HttpUser):\n"
+                                                   "    host = 'http://127.0.0.2:9'"))
+    result = phalanx_cli("run", "-f", script, "--allow-target", "127.0.0.1")
+    assert_clean_error(result, "the host of Shopper", "outside the allowed targets")
+
+
+def test_a_malformed_target_rule_is_refused(phalanx_cli: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "s.py", GOOD)
+    result = phalanx_cli("run", "-f", script, "--host", "http://127.0.0.1:9",
+                         "--allow-target", "*.com")
+    assert_clean_error(result, "--allow-target")

@@ -196,3 +196,29 @@ def test_a_second_signal_stops_at_once(demo_target: str, tmp_path: Path) -> None
         logs.close()
     data = json.loads((tmp_path / "out.json").read_text())
     assert data["run"]["stop_reason"] == "aborted"
+
+
+def test_a_request_outside_the_allowed_targets_fails_and_the_run_goes_on(
+    phalanx_cli: Cli, demo_target: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "escape.py"
+    script.write_text(
+        "from phalanx import HttpUser, task, constant\n"
+        "class Escape(HttpUser):\n"
+        "    wait_time = constant(0.05)\n"
+        "    @task\n"
+        "    async def inside(self):\n"
+        "        await self.client.get('/items')\n"
+        "    @task\n"
+        "    async def outside(self):\n"
+        "        await self.client.get('http://127.0.0.2:9/admin', name='outside')\n"
+    )
+    result = phalanx_cli("run", "-f", str(script), "--host", demo_target, "-u", "2", "-r", "10",
+                         "-t", "1s", "--json", "out.json", "--live", "off", "--seed", "3")
+    assert result.returncode == 1, result.stdout + result.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    kinds = {(e["name"], e["kind"]) for e in data["errors"]}
+    assert kinds == {("outside", "target_not_allowed")}
+    inside = next(e for e in data["entries"] if e["name"] == "/items")
+    assert inside["requests"] > 0
+    assert inside["failures"] == 0

@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import ipaddress
 import json
 import ssl
 import tempfile
@@ -296,7 +297,7 @@ class TargetServer:
     """The server; see the module docstring. Use :func:`serve` or :func:`start_in_thread`."""
 
     def __init__(self, *, tls: bool = False, host: str = LOOPBACK) -> None:
-        if host not in ("127.0.0.1", "::1"):
+        if not (host == "::1" or ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8")):
             raise ValueError("the target server binds loopback only")
         self.host = host
         self.stats = TargetStats()
@@ -400,9 +401,12 @@ class TargetServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(*, tls: bool = False) -> AsyncIterator[TargetServer]:
-    """Run a target in the current event loop for the duration of the block."""
-    server = TargetServer(tls=tls)
+async def serve(*, tls: bool = False, host: str = LOOPBACK) -> AsyncIterator[TargetServer]:
+    """Run a target in the current event loop for the duration of the block.
+
+    ``host`` may be any loopback address (127.0.0.2 makes a "forbidden" target
+    for scope tests that proves, by its counters, that nothing arrived)."""
+    server = TargetServer(tls=tls, host=host)
     await server.start()
     try:
         yield server

@@ -34,12 +34,14 @@ from phalanx.scripting.context import UserContext
 from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
 from phalanx.scripting.task import classes_without_tasks
 from phalanx.scripting.user import User, validate_user_classes
+from phalanx.security.scope import ScopeGuard
 from phalanx.stats import Aggregator, Recorder
 
 log = logging.getLogger("phalanx")
 
 _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("script and target", ("file", "host", "user_classes", "tags", "exclude_tags")),
+    ("script and target",
+     ("file", "host", "allow_targets", "user_classes", "tags", "exclude_tags")),
     ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
@@ -86,7 +88,7 @@ def add_parser(commands: Any) -> None:
             else:
                 group.add_argument(
                     *option.flags, dest=name, metavar=option.metavar, help=option.help,
-                    default=argparse.SUPPRESS,
+                    default=argparse.SUPPRESS, action="append" if option.repeatable else "store",
                 )
     parser.add_argument(
         "--config", metavar="FILE", default=None,
@@ -169,6 +171,7 @@ def prepare(settings: Settings) -> Prepared:
     problems = validate_user_classes(classes, settings.host)
     if problems:
         raise ScriptError("; ".join(problems), path=str(script.path))
+    scope = build_scope(settings, classes)
     if settings.ca_file and not Path(settings.ca_file).is_file():
         raise ConfigError(f"--ca-file {settings.ca_file}: no such file")
     _check_output_dir("--json", settings.json)
@@ -178,6 +181,7 @@ def prepare(settings: Settings) -> Prepared:
         total_timeout=settings.request_timeout,
         read_timeout=min(HttpOptions().read_timeout, settings.request_timeout),
         ca_file=settings.ca_file,
+        scope=scope,
     )
     recorder = Recorder(0.0)
     context = UserContext(
@@ -202,6 +206,33 @@ def prepare(settings: Settings) -> Prepared:
         max_users=settings.max_users,
     )
     return Prepared(script, classes, context, recorder, plan)
+
+
+def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGuard:
+    """The run's target scope guard; refuses (before any load) a class host outside it.
+
+    Rules come from --allow-target; without any, the run may reach only its
+    --host, or, without --host, the hosts its classes declare.
+    """
+    hosts = {cls.__name__: cls.effective_host(settings.host) for cls in classes}
+    declared = [host for host in hosts.values() if host]
+    rules = list(settings.allow_targets)
+    if not rules and not settings.host:
+        rules = sorted(set(declared))
+    try:
+        guard = ScopeGuard.from_rules(rules, default_host_url=settings.host)
+    except ValueError as exc:
+        raise ConfigError(f"target scope: {exc}") from None
+    for name, host in hosts.items():
+        if not host:
+            continue
+        decision = guard.check_url(host)
+        if not decision.allowed:
+            raise ConfigError(
+                f"the host of {name}, {host}, is outside the allowed targets "
+                f"({decision.reason}); allow it with --allow-target"
+            )
+    return guard
 
 
 def _check_output_dir(flag: str, path: str | None) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from phalanx.config.durations import parse_duration
 from phalanx.core.errors import ConfigError
+from phalanx.security.scope import ScopeRule
 
 ENV_PREFIX = "PHALANX_"
 # Environment variables under these prefixes belong to other features, not to settings.
@@ -47,6 +48,7 @@ class Settings:
     user_classes: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     exclude_tags: tuple[str, ...] = ()
+    allow_targets: tuple[str, ...] = ()
     json: str | None = None
     csv: str | None = None
     live: str = "auto"
@@ -175,6 +177,18 @@ def _name_list(raw: object) -> tuple[str, ...]:
     return names
 
 
+def _target_rules(raw: object) -> tuple[str, ...]:
+    """Scope rules (host, *.wildcard, IP, CIDR, URL; optional port), each checked now."""
+    if isinstance(raw, list | tuple):
+        items = [part for item in raw for part in str(item).split(",")]
+    else:
+        items = str(raw).split(",")
+    rules = tuple(item.strip() for item in items if item.strip())
+    for rule in rules:
+        ScopeRule.parse(rule)  # ValueError names the rule
+    return rules
+
+
 def _choice(*choices: str) -> Callable[[object], str]:
     def parse(raw: object) -> str:
         text = str(raw).strip()
@@ -236,6 +250,10 @@ OPTIONS: tuple[Option, ...] = (
            ("-T", "--tags"), "TAG,…"),
     Option("exclude_tags", _name_list, "skip tasks with any of these tags (comma separated)",
            ("-E", "--exclude-tags"), "TAG,…"),
+    Option("allow_targets", _target_rules,
+           "hosts the load may go to (repeatable; host, *.domain, IP, CIDR, URL, optional "
+           ":port); default: only the --host. Checked after DNS and on every redirect",
+           ("--allow-target",), "RULE", repeatable=True),
     Option("json", _text, "write the final summary (with percentiles) as JSON to FILE",
            ("--json",), "FILE"),
     Option("csv", _text, "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv",

@@ -26,8 +26,9 @@ from phalanx.core.results import ErrorKind, RequestFailure
 from phalanx.http.connection import HttpConnection
 from phalanx.http.failures import TransportError, connect_failure
 from phalanx.http.url import Origin
+from phalanx.security.scope import Decision, ScopeGuard
 
-__all__ = ["ResolvedAddress", "admit_addresses", "open_connection", "resolve"]
+__all__ = ["ResolvedAddress", "admit_addresses", "admit_host", "open_connection", "resolve"]
 
 ResolvedAddress = tuple[int, tuple[str, int] | tuple[str, int, int, int]]  # (family, sockaddr)
 
@@ -58,16 +59,47 @@ async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list
     return addresses
 
 
-def admit_addresses(origin: Origin, addresses: list[ResolvedAddress]) -> list[ResolvedAddress]:
-    """Scope guard goes here: return the resolved addresses this run may connect to.
+def _refused(origin: Origin, decision: Decision) -> TransportError:
+    rule = f" (rule {decision.rule})" if decision.rule else ""
+    return TransportError(RequestFailure(
+        ErrorKind.TARGET_NOT_ALLOWED,
+        f"{origin.host}:{origin.port} is not an allowed target: {decision.reason}{rule}",
+    ))
+
+
+def admit_host(origin: Origin, scope: ScopeGuard | None) -> None:
+    """Refuse, before any DNS query, a host name or literal outside the scope."""
+    if scope is not None:
+        decision = scope.check_host(origin.host, origin.port)
+        if not decision.allowed:
+            raise _refused(origin, decision)
+
+
+def admit_addresses(
+    origin: Origin, addresses: list[ResolvedAddress], scope: ScopeGuard | None = None
+) -> list[ResolvedAddress]:
+    """The resolved addresses this run may connect to (the scope guard's seam).
 
     Called for every new connection (each redirect hop to a new origin
-    included), after DNS resolution and before connecting. To refuse a
-    target, raise :class:`~phalanx.http.failures.TransportError` with a
-    failure of kind ``ErrorKind.TARGET_NOT_ALLOWED``. Today every address is
-    admitted.
+    included), after DNS resolution and before connecting; the addresses
+    returned are exactly the ones tried, so a name that resolves into a
+    forbidden range (DNS rebinding included) is refused. Raises
+    :class:`~phalanx.http.failures.TransportError` of kind
+    ``target_not_allowed`` when none is allowed.
     """
-    return addresses
+    if scope is None:
+        return addresses
+    admitted: list[ResolvedAddress] = []
+    first_refusal: Decision | None = None
+    for address in addresses:
+        decision = scope.check_address(origin.host, origin.port, address[1][0])
+        if decision.allowed:
+            admitted.append(address)
+        elif first_refusal is None:
+            first_refusal = decision
+    if not admitted:
+        raise _refused(origin, first_refusal or Decision(False, None, "no address"))
+    return admitted
 
 
 async def open_connection(
@@ -77,8 +109,10 @@ async def open_connection(
     *,
     connect_timeout: float,
     deadline: float,
+    scope: ScopeGuard | None = None,
 ) -> HttpConnection:
-    """Resolve, admit and connect; raise :class:`TransportError` on any failure."""
+    """Admit, resolve, admit and connect; raise :class:`TransportError` on any failure."""
+    admit_host(origin, scope)
     budget = deadline - loop.time()
     kind = ErrorKind.CONNECT_TIMEOUT
     if budget <= connect_timeout:
@@ -91,7 +125,8 @@ async def open_connection(
         )
     try:
         async with asyncio.timeout(budget):
-            addresses = admit_addresses(origin, await resolve(loop, origin.host, origin.port))
+            resolved = await resolve(loop, origin.host, origin.port)
+            addresses = admit_addresses(origin, resolved, scope)
             return await _connect_first(loop, origin, addresses, ssl_context)
     except TimeoutError:
         message = f"connect took longer than {budget:g} s"

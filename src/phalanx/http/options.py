@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from phalanx.core.errors import ConfigError
+from phalanx.security.scope import ScopeGuard
 
 __all__ = ["HttpOptions", "TlsContexts", "default_user_agent"]
 
@@ -45,6 +46,9 @@ class HttpOptions:
       ``timeout=`` argument overrides it for that request).
     - ``max_body_bytes``: body bytes kept in memory (after decompression); the
       rest is read, counted and discarded and ``response.truncated`` is set.
+    - ``scope``: the run's target scope guard; every new connection (redirect
+      hops included) is checked by name before resolution and by address
+      after it. ``None`` only where no run is configured (library use, tests).
     """
 
     connect_timeout: float = 10.0
@@ -56,6 +60,7 @@ class HttpOptions:
     ca_file: str | None = None
     user_agent: str = field(default_factory=default_user_agent)
     max_connections_per_origin: int = 6
+    scope: ScopeGuard | None = None
 
     def __post_init__(self) -> None:
         for label in ("connect_timeout", "read_timeout", "total_timeout"):

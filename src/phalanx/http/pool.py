@@ -22,6 +22,7 @@ from phalanx.http.connection import HttpConnection
 from phalanx.http.connector import open_connection
 from phalanx.http.failures import TransportError
 from phalanx.http.url import Origin
+from phalanx.security.scope import ScopeGuard
 
 __all__ = ["OriginPool"]
 
@@ -37,6 +38,7 @@ class OriginPool:
         "_limit",
         "_loop",
         "_open",
+        "_scope",
         "_ssl",
         "_waiters",
         "header_block",
@@ -52,6 +54,7 @@ class OriginPool:
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
         header_block: str,
+        scope: ScopeGuard | None = None,
     ) -> None:
         self.origin = origin
         self.header_block = header_block  # preformatted Host/User-Agent/Accept-* lines
@@ -59,6 +62,7 @@ class OriginPool:
         self._limit = limit
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
+        self._scope = scope
         self._idle: list[HttpConnection] = []
         self._all: set[HttpConnection] = set()
         self._open = 0
@@ -103,6 +107,7 @@ class OriginPool:
                 self._ssl,
                 connect_timeout=self._connect_timeout,
                 deadline=deadline,
+                scope=self._scope,
             )
         except BaseException:
             self._open -= 1

@@ -480,6 +480,7 @@ class HttpSession:
                 ssl_context=ssl_context,
                 connect_timeout=self._options.connect_timeout,
                 header_block=default_header_block(origin.authority, self._options.user_agent),
+                scope=self._options.scope,
             )
         return pool
 

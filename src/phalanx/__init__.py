@@ -18,6 +18,7 @@ importing phalanx does not load ``importlib.metadata``.
 
 from __future__ import annotations
 
+from phalanx import secrets
 from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
 from phalanx.scripting.shape import LoadShape
 from phalanx.scripting.task import tag, task
@@ -39,6 +40,7 @@ __all__ = [
     "constant",
     "constant_pacing",
     "constant_throughput",
+    "secrets",
     "tag",
     "task",
 ]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import phalanx
+from phalanx import secrets as phalanx_secrets
 from phalanx.core import errors
 from phalanx.scripting import shape, task, taskset, user, wait_time
 
@@ -23,6 +24,7 @@ EXPECTED_ALL = [
     "constant",
     "constant_pacing",
     "constant_throughput",
+    "secrets",
     "tag",
     "task",
 ]
@@ -47,6 +49,7 @@ def test_every_public_name_resolves_to_its_implementation() -> None:
     assert phalanx.StopUser is errors.StopUser
     assert phalanx.RescheduleTask is errors.RescheduleTask
     assert phalanx.InterruptTaskSet is errors.InterruptTaskSet
+    assert phalanx.secrets.get is phalanx_secrets.get
 
 
 def test_version_is_a_non_empty_string() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.logging import RichHandler
 
+from phalanx import secrets
 from phalanx.cli.view import TerminalView
 from phalanx.config.settings import OPTIONS, Settings, build_settings
 from phalanx.core.errors import ConfigError, ScriptError
@@ -34,7 +35,9 @@ from phalanx.scripting.context import UserContext
 from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
 from phalanx.scripting.task import classes_without_tasks
 from phalanx.scripting.user import User, validate_user_classes
+from phalanx.security.redaction import Redactor
 from phalanx.security.scope import ScopeGuard
+from phalanx.security.secrets import SecretStore
 from phalanx.stats import Aggregator, Recorder
 
 log = logging.getLogger("phalanx")
@@ -45,8 +48,9 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
-    ("safety limits and timeouts",
-     ("max_users", "max_spawn_rate", "connect_timeout", "request_timeout", "ca_file")),
+    ("safety limits, secrets and timeouts",
+     ("max_users", "max_spawn_rate", "secrets_dir", "connect_timeout", "request_timeout",
+      "ca_file")),
 )
 
 EPILOG = """\
@@ -113,27 +117,48 @@ def handle(args: argparse.Namespace) -> int:
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
     console = Console(stderr=False, highlight=False, width=width)
     live = settings.live == "on" or (settings.live == "auto" and console.is_terminal)
+    redactor = Redactor()
     # With the live view, logs go through its console so they print above it, not into it.
-    _configure_logging(settings, console if live else Console(stderr=True, highlight=False))
+    log_console = console if live else Console(stderr=True, highlight=False, width=width)
+    _configure_logging(settings, log_console, redactor)
     for warning in warnings:
         log.warning("%s", warning)
-    prepared = prepare(settings)
-    view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
-    result = run_until_done(prepared, settings, view)
+    store = SecretStore(
+        os.environ, Path(settings.secrets_dir) if settings.secrets_dir else None, redactor
+    )
+    with secrets.using(store):
+        prepared = prepare(settings, redactor)
+        view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
+        result = run_until_done(prepared, settings, view)
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
     view.summary(result.snapshot, verdict, result.reason.value, result.health)
-    if not write_outputs(settings, prepared.script, result, verdict, console):
+    if not write_outputs(settings, prepared.script, result, verdict, console, redactor):
         return EXIT_USAGE
     return verdict.exit_code
 
 
-def _configure_logging(settings: Settings, console: Console) -> None:
-    root = logging.getLogger("phalanx")
+class RedactingFormatter(logging.Formatter):
+    """Formats a record (traceback included), then masks secrets in the whole text."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("%(message)s")
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.redact_text(super().format(record))
+
+
+def _configure_logging(settings: Settings, console: Console, redactor: Redactor) -> None:
+    """One handler on the root logger: phalanx's logs and the script's own go through it."""
+    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(RedactingFormatter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    root.handlers[:] = [
-        RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
-    ]
-    root.propagate = False
+    phalanx_logger = logging.getLogger("phalanx")
+    phalanx_logger.handlers[:] = []
+    phalanx_logger.setLevel(settings.log_level)
+    phalanx_logger.propagate = True
 
 
 class Prepared:
@@ -148,7 +173,7 @@ class Prepared:
         self.plan = plan
 
 
-def prepare(settings: Settings) -> Prepared:
+def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     """Load and check the script and build the run; raises PhalanxError on any mistake."""
     if not settings.file:
         raise ConfigError("no script given: use -f SCRIPT (or `file` in the config file)")
@@ -183,7 +208,7 @@ def prepare(settings: Settings) -> Prepared:
         ca_file=settings.ca_file,
         scope=scope,
     )
-    recorder = Recorder(0.0)
+    recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
     context = UserContext(
         recorder=recorder,
         host=settings.host,
@@ -286,7 +311,7 @@ def _install_signals(runner: LocalRunner) -> None:
 
 
 def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
-                  verdict: Verdict, console: Console) -> bool:
+                  verdict: Verdict, console: Console, redactor: Redactor) -> bool:
     """Write --json/--csv; False (after a clear message) when one could not be written."""
     from phalanx.cli.main import version
 
@@ -294,7 +319,7 @@ def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
         snapshot=result.snapshot,
         script=str(script.path),
         script_sha256=script.sha256,
-        host=settings.host,
+        host=redactor.redact_url(settings.host) if settings.host else None,
         users=settings.users,
         spawn_rate=settings.spawn_rate,
         run_time=settings.run_time,

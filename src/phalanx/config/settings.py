@@ -58,6 +58,7 @@ class Settings:
     connect_timeout: float = 10.0
     request_timeout: float = 60.0
     ca_file: str | None = None
+    secrets_dir: str | None = None
     max_users: int = 100_000
     max_spawn_rate: float = 10_000.0
     seed: int | None = None
@@ -276,6 +277,9 @@ OPTIONS: tuple[Option, ...] = (
            ("--request-timeout",), "DURATION"),
     Option("ca_file", _text, "extra CA certificates (PEM) to trust for the target's TLS",
            ("--ca-file",), "PEM"),
+    Option("secrets_dir", _text,
+           "directory of secret files for phalanx.secrets.get (e.g. a Kubernetes secret mount; "
+           "files must not be readable by group or others)", ("--secrets-dir",), "DIR"),
     Option("max_users", _int_at_least(1), "refuse more users than this (default 100000)",
            ("--max-users",), "N"),
     Option("max_spawn_rate", _float_range(0.0, exclusive=True),

@@ -22,6 +22,13 @@ Bounds (per interval, reset by ``take_delta``)
   :data:`~phalanx.stats.limits.MAX_MESSAGE_LENGTH` (500); names that become
   equal after cutting share one entry.
 
+Redaction: with ``redact`` (the run's :meth:`Redactor.redact_text
+<phalanx.security.redaction.Redactor.redact_text>`), every name, message,
+task and location leaves the recorder masked, in ``take_delta``: once per
+entry and interval, never per request, so secrets that reached a name (a
+token in a URL path) or a message never reach a delta, the wire, a snapshot
+or an output. Rows that become equal once masked are merged.
+
 Elapsed times are seconds; the histogram clamps negative, NaN and huge values.
 Negative ``response_bytes`` are ignored. ``record`` and ``record_exception``
 never raise for values of the declared types. Not thread-safe: one event loop
@@ -29,6 +36,8 @@ owns a recorder.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from phalanx.core.results import RequestFailure
 from phalanx.stats.delta import EntryDelta, ErrorDelta, ExceptionDelta, StatsDelta
@@ -102,6 +111,7 @@ class Recorder:
         "_max_entries",
         "_max_errors",
         "_named_entries",
+        "_redact",
         "_relative_error",
         "_start",
     )
@@ -113,11 +123,13 @@ class Recorder:
         relative_error: float = DEFAULT_RELATIVE_ERROR,
         max_entries: int = 10_000,
         max_errors: int = 1_000,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if max_entries < 1 or max_errors < 1:
             raise ValueError("max_entries and max_errors must be at least 1")
         Histogram(relative_error)  # validates relative_error now, not on the first request
         self._relative_error = relative_error
+        self._redact = redact
         self._max_entries = max_entries
         self._max_errors = max_errors
         self._start = start
@@ -171,6 +183,13 @@ class Recorder:
         (method, name) and error rows by key.
         """
         end = now if now >= self._start else self._start
+        entry_map = self._entries
+        error_counts = self._errors.counts
+        exception_counts = self._exceptions.counts
+        if self._redact is not None:
+            entry_map = self._redacted_entries(self._redact)
+            error_counts = _redacted_counts(error_counts, self._redact)
+            exception_counts = _redacted_counts(exception_counts, self._redact)
         entries = tuple(
             EntryDelta(
                 method=entry.method,
@@ -180,15 +199,15 @@ class Recorder:
                 response_bytes=entry.response_bytes,
                 histogram=entry.histogram.to_wire(),
             )
-            for _, entry in sorted(self._entries.items())
+            for _, entry in sorted(entry_map.items())
         )
         errors = tuple(
             ErrorDelta(method=m, name=n, kind=k, message=msg, count=c)
-            for (m, n, k, msg), c in sorted(self._errors.counts.items())
+            for (m, n, k, msg), c in sorted(error_counts.items())
         )
         exceptions = tuple(
             ExceptionDelta(task=t, error_type=et, message=msg, location=loc, count=c)
-            for (t, et, msg, loc), c in sorted(self._exceptions.counts.items())
+            for (t, et, msg, loc), c in sorted(exception_counts.items())
         )
         delta = StatsDelta(
             start=self._start, end=end, entries=entries, errors=errors, exceptions=exceptions
@@ -199,6 +218,20 @@ class Recorder:
         self._errors = _CountTable(self._max_errors, _OVERFLOW_ERROR)
         self._exceptions = _CountTable(self._max_errors, _OVERFLOW_EXCEPTION)
         return delta
+
+    def _redacted_entries(self, redact: Callable[[str], str]) -> dict[tuple[str, str], _Entry]:
+        merged: dict[tuple[str, str], _Entry] = {}
+        for (method, name), entry in self._entries.items():
+            key = (method, clip_name(redact(name)))
+            target = merged.get(key)
+            if target is None:
+                entry.name = key[1]
+                merged[key] = entry
+                continue
+            target.histogram.merge(entry.histogram)
+            target.num_failures += entry.num_failures
+            target.response_bytes += entry.response_bytes
+        return merged
 
     def _entry_for(self, method: str, name: str) -> _Entry:
         """Slow path of ``record``: clip, create, or fold into the overflow entry.
@@ -220,3 +253,19 @@ class Recorder:
         entry = _Entry(key[0], key[1], self._relative_error)
         self._entries[key] = entry
         return entry
+
+
+def _redacted_counts(
+    counts: dict[_ErrorKey, int], redact: Callable[[str], str]
+) -> dict[_ErrorKey, int]:
+    """The rows with every text field masked (and clipped again), equal rows merged."""
+    merged: dict[_ErrorKey, int] = {}
+    for (first, second, third, fourth), count in counts.items():
+        key = (
+            clip_name(redact(first)),
+            clip_name(redact(second)),
+            clip_message(redact(third)),
+            clip_message(redact(fourth)),
+        )
+        merged[key] = merged.get(key, 0) + count
+    return merged

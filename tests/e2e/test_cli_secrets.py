@@ -1,0 +1,70 @@
+"""A secret used everywhere a script can put it never reaches any output."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+SECRET = "s3cr3t-T0ken-4711"
+
+LEAKY = '''
+from phalanx import HttpUser, constant, secrets, task
+
+TOKEN = secrets.get("api_token")
+
+
+class Leaky(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    async def leak(self):
+        # a path segment, a query string and a header
+        await self.client.get(f"/items/{TOKEN}?token={TOKEN}",
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+        # a failure message
+        async with self.client.get("/items", catch_response=True) as r:
+            r.failure(f"token {TOKEN} was refused")
+        # a custom client's name and an exception
+        async with self.measure("CUSTOM", f"op-{TOKEN}"):
+            pass
+        raise ValueError(f"exception carrying {TOKEN}")
+'''
+
+
+@pytest.mark.timeout(90)
+def test_a_secret_never_reaches_logs_stats_json_or_csv(
+    phalanx_cli: Cli, demo_target: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "leaky.py"
+    script.write_text(LEAKY)
+    result = phalanx_cli(
+        "run", "-f", str(script), "--host", demo_target, "-u", "2", "-r", "10", "-t", "1s",
+        "--json", "out.json", "--csv", "out", "--live", "off", "-L", "DEBUG",
+        env={"PHALANX_SECRET_API_TOKEN": SECRET},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # failures and exceptions
+    outputs = {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        **{path.name: path.read_text() for path in tmp_path.glob("out*")},
+    }
+    assert {"out.json", "out_stats.csv", "out_failures.csv", "out_exceptions.csv"} <= set(outputs)
+    for where, text in outputs.items():
+        assert SECRET not in text, f"the secret leaked into {where}"
+    # the masked traces are there: the test looked at real content
+    assert "***" in outputs["out.json"]
+    assert "exception carrying ***" in outputs["out_exceptions.csv"]
+    assert "token *** was refused" in outputs["out_failures.csv"]
+
+
+def test_a_missing_secret_is_a_clear_start_error(phalanx_cli: Cli, tmp_path: Path) -> None:
+    script = tmp_path / "needs.py"
+    script.write_text(LEAKY)
+    result = phalanx_cli("run", "-f", str(script), "--host", "http://127.0.0.1:9", "-t", "1s")
+    assert result.returncode == 2
+    assert "PHALANX_SECRET_API_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr

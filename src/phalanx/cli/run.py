@@ -25,6 +25,7 @@ from phalanx import secrets
 from phalanx.cli.view import TerminalView
 from phalanx.config.settings import OPTIONS, Settings, build_settings
 from phalanx.core.errors import ConfigError, ScriptError
+from phalanx.engine.health import physical_memory_bytes
 from phalanx.engine.runner import LocalRunner, RunPlan, RunResult, RunState
 from phalanx.engine.verdict import EXIT_USAGE, Verdict, VerdictPolicy, evaluate
 from phalanx.exporters.csv_files import write_csv_files
@@ -49,8 +50,8 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
-     ("max_users", "max_spawn_rate", "secrets_dir", "connect_timeout", "request_timeout",
-      "ca_file")),
+     ("max_users", "max_spawn_rate", "max_memory", "secrets_dir", "connect_timeout",
+      "request_timeout", "ca_file")),
 )
 
 EPILOG = """\
@@ -229,8 +230,16 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
         stats_interval=settings.stats_interval,
         shape=shape,
         max_users=settings.max_users,
+        max_spawn_rate=settings.max_spawn_rate,
+        max_memory=settings.max_memory or default_memory_limit(),
     )
     return Prepared(script, classes, context, recorder, plan)
+
+
+def default_memory_limit() -> int | None:
+    """75% of physical memory: a generator must not push its machine into swap."""
+    total = physical_memory_bytes()
+    return total * 3 // 4 if total else None
 
 
 def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGuard:

@@ -114,6 +114,8 @@ def status_line(snapshot: StatsSnapshot, status: RunStatus) -> Text:
     line.append(f"  p95 {_ms(p95)} ms")
     hot = status.cpu_percent > 90
     line.append(f"  cpu {status.cpu_percent:.0f}%", style="yellow" if hot else "")
+    if status.spawn_paused:
+        line.append(f"  spawning paused ({status.spawn_paused} limit)", style="yellow")
     if status.blocked_loops:
         line.append(f"  loop blocked {status.blocked_loops}x", style="yellow")
     return line

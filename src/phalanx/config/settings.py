@@ -61,6 +61,7 @@ class Settings:
     secrets_dir: str | None = None
     max_users: int = 100_000
     max_spawn_rate: float = 10_000.0
+    max_memory: int | None = None
     seed: int | None = None
     log_level: str = "INFO"
     config_file: str | None = field(default=None, compare=False)
@@ -190,6 +191,29 @@ def _target_rules(raw: object) -> tuple[str, ...]:
     return rules
 
 
+_SIZE_UNITS = {"": 1 << 20, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20,
+               "mb": 1000**2, "mib": 1 << 20, "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30}
+
+
+def _memory_size(raw: object) -> int | None:
+    """Bytes from ``512``/``512M``/``512MiB``/``2G``/``2GB`` (a bare number is MiB); ``none``."""
+    text = str(raw).strip().lower().replace(" ", "")
+    if text in ("", "none"):
+        return None
+    number = text.rstrip("kmgib")
+    unit = text[len(number):]
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"{raw!r} is not a size (examples: 512M, 2G, 1500MB; a number is MiB)")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a size (examples: 512M, 2G, 1500MB)") from None
+    size = int(value * _SIZE_UNITS[unit])
+    if not math.isfinite(value) or size < 16 << 20:
+        raise ValueError(f"must be at least 16 MiB, got {raw!r}")
+    return size
+
+
 def _choice(*choices: str) -> Callable[[object], str]:
     def parse(raw: object) -> str:
         text = str(raw).strip()
@@ -284,6 +308,9 @@ OPTIONS: tuple[Option, ...] = (
            ("--max-users",), "N"),
     Option("max_spawn_rate", _float_range(0.0, exclusive=True),
            "refuse a spawn rate above this (default 10000)", ("--max-spawn-rate",), "PER_S"),
+    Option("max_memory", _memory_size,
+           "pause spawning while this process's resident memory is above this (e.g. 2G; "
+           "default: 75%% of the machine's memory)", ("--max-memory",), "SIZE"),
     Option("seed", _seed, "seed for task selection and wait times (the same sequence of "
            "choices; exactly reproducible with one user)",
            ("--seed",), "N"),

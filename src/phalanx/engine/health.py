@@ -25,6 +25,7 @@ total blocked time).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import sysconfig
 import threading
@@ -187,3 +188,46 @@ class HealthTracker:
             )
         )
         return HealthReport(blocked, self._cpu, self._max_cpu, self._cpu_warnings)
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (Linux ``/proc``); ``None`` where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def physical_memory_bytes() -> int | None:
+    """Total physical memory of the machine; ``None`` where unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return None
+
+
+class MemoryGuard:
+    """Pauses spawning while resident memory is above ``limit`` bytes.
+
+    Hysteresis: paused above ``limit``, resumed below 90% of it, so the
+    decision does not flap around the line. Pure: the caller passes the
+    reading; :meth:`update` returns the new state.
+    """
+
+    RESUME_FRACTION = 0.9
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.paused = False
+
+    def update(self, rss: int | None) -> bool:
+        if self.limit is None or rss is None:
+            return self.paused
+        if not self.paused and rss > self.limit:
+            self.paused = True
+        elif self.paused and rss < self.limit * self.RESUME_FRACTION:
+            self.paused = False
+        return self.paused
+

@@ -40,7 +40,13 @@ from phalanx.engine.dispatch import (
     seconds_until_step,
     target_counts,
 )
-from phalanx.engine.health import CpuMonitor, HealthTracker, LoopWatchdog
+from phalanx.engine.health import (
+    CpuMonitor,
+    HealthTracker,
+    LoopWatchdog,
+    MemoryGuard,
+    resident_bytes,
+)
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.shape import LoadShape, check_tick
 from phalanx.scripting.user import User
@@ -78,6 +84,7 @@ class RunStatus:
     elapsed: float
     run_time: float | None
     stopping: int = 0
+    spawn_paused: str | None = None  # why spawning is paused (a limit), or None
     cpu_percent: float = 0.0
     blocked_loops: int = 0
 
@@ -96,6 +103,7 @@ class RunPlan:
     shape_interval: float = 1.0
     max_users: int = 100_000
     max_spawn_rate: float = 10_000.0
+    max_memory: int | None = None  # bytes of resident memory; spawning pauses above it
     watch_loop: bool = True
     block_threshold: float = 0.25
     cpu_threshold: float = 90.0
@@ -167,6 +175,7 @@ class LocalRunner:
         self._cpu_threshold = 90.0
         self._min_cpu_window = 0.5
         self._cpu_hot = False
+        self._memory = MemoryGuard(None)
 
     # --- control interface (called from signal handlers, the CLI, later the web) -----
 
@@ -234,6 +243,7 @@ class LocalRunner:
             elapsed=max(0.0, now - self._started) if self._started else 0.0,
             run_time=self._run_time,
             stopping=len(self._stopping),
+            spawn_paused="memory" if self._memory.paused else None,
             cpu_percent=self._health.cpu_percent,
             blocked_loops=self._health.blocked_count,
         )
@@ -261,6 +271,7 @@ class LocalRunner:
         self._state = RunState.SPAWNING
         self._cpu_threshold = plan.cpu_threshold
         self._min_cpu_window = plan.stats_interval / 2
+        self._memory = MemoryGuard(plan.max_memory)
         self._cpu = CpuMonitor()
         watchdog = None
         if plan.watch_loop:
@@ -384,8 +395,9 @@ class LocalRunner:
         return tick
 
     def _next_ramp_due(self, now: float) -> float | None:
-        if next_step(self._dispatched, self._target) is None:
-            return None
+        step = next_step(self._dispatched, self._target)
+        if step is None or (step[1] > 0 and self._memory.paused):
+            return None  # a paused ramp is looked at again at the next stats flush
         wait = seconds_until_step(self._rate, now - self._ramp_started, self._ramp_steps)
         return now + wait
 
@@ -396,6 +408,8 @@ class LocalRunner:
             if step is None:
                 break
             name, delta = step
+            if delta > 0 and self._memory.paused:
+                break
             if delta > 0:
                 self._start_user(name)
             else:
@@ -496,7 +510,24 @@ class LocalRunner:
     def health(self) -> HealthReport:
         return self._health.report()
 
+    def _check_memory(self) -> None:
+        was_paused = self._memory.paused
+        rss = resident_bytes()
+        paused = self._memory.update(rss)
+        if paused and not was_paused and rss is not None and self._memory.limit:
+            log.warning(
+                "resident memory %d MiB is above --max-memory %d MiB: spawning paused "
+                "(running users go on)", rss >> 20, self._memory.limit >> 20,
+            )
+        elif was_paused and not paused:
+            log.warning("resident memory is back under the limit: spawning resumes")
+            # the ramp restarts from here at its rate, with no burst to catch up
+            self._ramp_started = self._clock.monotonic()
+            self._ramp_steps = 0
+            self._wake.set()
+
     def _publish(self) -> None:
+        self._check_memory()
         self._sample_cpu(self._min_cpu_window)
         snapshot = self._flush()
         if self._on_update is not None:

@@ -10,7 +10,14 @@ import pytest
 
 from phalanx import StopUser, User, constant, task
 from phalanx.core.health import BlockedLoop
-from phalanx.engine.health import CpuMonitor, HealthTracker, LoopWatchdog, is_user_frame
+from phalanx.engine.health import (
+    CpuMonitor,
+    HealthTracker,
+    LoopWatchdog,
+    MemoryGuard,
+    is_user_frame,
+    resident_bytes,
+)
 from phalanx.engine.runner import LocalRunner, RunPlan
 from phalanx.scripting.context import UserContext
 from phalanx.stats import Aggregator, Recorder
@@ -110,3 +117,38 @@ def test_user_frames_exclude_phalanx_and_the_standard_library() -> None:
 
     assert not is_user_frame(runner_module.__file__)
     assert not is_user_frame("<string>")
+
+
+def test_memory_guard_pauses_above_the_limit_and_resumes_below_ninety_percent() -> None:
+    guard = MemoryGuard(1000)
+    assert not guard.update(900)
+    assert guard.update(1001)
+    assert guard.update(950)  # between 90% and the limit: still paused (no flapping)
+    assert not guard.update(899)
+    assert not MemoryGuard(None).update(10**12)
+    assert not guard.update(None)
+
+
+def test_resident_memory_is_read() -> None:
+    rss = resident_bytes()
+    assert rss is None or rss > 1 << 20
+
+
+async def test_a_tiny_memory_limit_pauses_spawning_and_nothing_crashes() -> None:
+    seen = []
+    recorder = Recorder(0.0)
+    runner = LocalRunner(UserContext(recorder=recorder, random=random.Random(1)), recorder,
+                         Aggregator(start=0.0), on_update=lambda _s, status: seen.append(status))
+    result = await runner.run(RunPlan((Idle,), users=50, spawn_rate=20, run_time=0.5,
+                                      stats_interval=0.05, max_memory=16 << 20))
+    assert any(status.spawn_paused == "memory" for status in seen)
+    assert max(status.users for status in seen) < 50
+    assert result.status.users == 0
+
+
+class Idle(User):
+    wait_time = constant(3600)
+
+    @task
+    async def nothing(self) -> None:
+        pass

@@ -157,3 +157,18 @@ def test_zero_run_time_is_refused_everywhere(value: object) -> None:
 
 def test_empty_run_time_means_until_stopped() -> None:
     assert build(cli={"run_time": "none"}).run_time is None
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512", 512 << 20), ("512M", 512 << 20), ("2G", 2 << 30), ("1500MB", 1500 * 10**6),
+     ("1GiB", 1 << 30), ("none", None)],
+)
+def test_memory_sizes_parse(text: str, size: int | None) -> None:
+    assert build(cli={"max_memory": text}).max_memory == size
+
+
+@pytest.mark.parametrize("text", ["lots", "5T", "1", "-3G"])
+def test_bad_memory_sizes_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match="--max-memory"):
+        build(cli={"max_memory": text})

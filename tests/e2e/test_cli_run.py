@@ -35,7 +35,9 @@ def test_demo_script_runs_passes_and_writes_json_and_csv(
     assert "PASSED" in result.stdout
     data = json.loads((tmp_path / "out.json").read_text())
     names = {(e["method"], e["name"]) for e in data["entries"]}
-    assert names == {("POST", "/login"), ("GET", "/items"), ("GET", "/items/42")}
+    # /items/42 has weight 1 of 4 with waits of 0.5-2 s: in 2 s it may not come up
+    assert {("POST", "/login"), ("GET", "/items")} <= names
+    assert names <= {("POST", "/login"), ("GET", "/items"), ("GET", "/items/42")}
     assert data["total"]["failures"] == 0
     assert data["total"]["requests"] >= 5
     assert data["run"]["stop_reason"] == "run_time"

@@ -35,6 +35,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    from phalanx.cli import keys as keys_command
     from phalanx.cli import run as run_command
 
     parser = Parser(
@@ -45,6 +46,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"phalanx {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     run_command.add_parser(commands)
+    keys_command.add_parser(commands)
     return parser
 
 

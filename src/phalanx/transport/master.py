@@ -1,0 +1,313 @@
+"""The master's end of the link: a ROUTER socket, CURVE server, ZAP-authenticated.
+
+Use::
+
+    async with MasterSocket("tcp://0.0.0.0:5557", KeyDir(path).curve_server()) as master:
+        item = await master.recv(timeout=1.0)      # (WorkerKey, WorkerMessage) or None
+        if item is not None:
+            worker, message = item
+            master.send(worker, Welcome(run_id="r1"))  # never blocks; False if not queued
+
+Invariants
+----------
+- A worker's identity (:data:`WorkerKey`) is the ``User-Id`` that the ZAP
+  handler attached to its connection: its CURVE public key in Z85 (or
+  ``plaintext-<n>`` in the development mode). Routing ids and names sent by
+  the worker are never identities; the routing id is only the current return
+  address of that key (updated on every message, so a reconnect is followed).
+- Every message comes from a key on the allow-list: ZAP checks at connect,
+  and each message's key is re-checked against the file at most every
+  ``limits.allow_list_recheck`` seconds, so a revoked worker's open connection
+  goes silent too. A message without a User-Id is dropped.
+- :meth:`MasterSocket.recv` never raises for what a peer sends: a malformed,
+  unknown, wrong-version or oversized frame is counted for its sender,
+  logged once per sender, and dropped. It returns None when ``timeout``
+  passes without a valid message.
+- :meth:`MasterSocket.send` never blocks: a full queue or an unknown peer
+  returns False.
+- The socket owns its ZeroMQ context and the ZAP task; both end with the
+  ``async with`` block. If the ZAP task fails (a bug), connections are no
+  longer accepted and ``recv`` raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import NewType, Self
+
+import zmq
+import zmq.asyncio
+
+from phalanx.protocol import (
+    MasterMessage,
+    ProtocolError,
+    WorkerMessage,
+    decode_from_worker,
+    encode,
+)
+from phalanx.transport.allowlist import AllowList
+from phalanx.transport.endpoints import check_plaintext_endpoint
+from phalanx.transport.errors import TransportError
+from phalanx.transport.keyfiles import fingerprint
+from phalanx.transport.limits import LinkLimits
+from phalanx.transport.modes import CurveServer, MasterSecurity, PlaintextDev
+from phalanx.transport.sockets import (
+    RawMessage,
+    apply_common_options,
+    read_message,
+    wait_readable,
+)
+from phalanx.transport.zap import (
+    DOMAIN,
+    PLAINTEXT_PREFIX,
+    Authorizer,
+    CurveAuthorizer,
+    PlaintextAuthorizer,
+    ZapServer,
+)
+
+WorkerKey = NewType("WorkerKey", str)
+"""A worker's authenticated identity: its Z85 public key (or ``plaintext-<n>``)."""
+
+log = logging.getLogger("phalanx.transport")
+
+
+def describe(worker: WorkerKey) -> str:
+    """A short display form of a worker identity (fingerprint for a key)."""
+    if worker.startswith(PLAINTEXT_PREFIX):
+        return worker
+    try:
+        return fingerprint(worker)
+    except ValueError:
+        return "<invalid key>"
+
+
+class MasterSocket:
+    """See the module docstring. Construction checks the endpoint; binding is in ``async with``."""
+
+    def __init__(self, endpoint: str, security: MasterSecurity, *,
+                 limits: LinkLimits | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if isinstance(security, PlaintextDev):
+            check_plaintext_endpoint(endpoint)
+        self._requested = endpoint
+        self._security = security
+        self._limits = limits or LinkLimits()
+        self._clock = clock
+        self._allow_list: AllowList | None = None
+        if isinstance(security, CurveServer):
+            self._allow_list = AllowList(security.allow_list,
+                                         recheck_interval=self._limits.allow_list_recheck)
+        self._context: zmq.asyncio.Context | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._sync: zmq.Socket[bytes] | None = None
+        self._zap: ZapServer | None = None
+        self._authorizer: Authorizer | None = None
+        self._zap_task: asyncio.Task[None] | None = None
+        self._routes: dict[WorkerKey, bytes] = {}
+        self._bad: dict[WorkerKey, int] = {}
+        self._logged: set[str] = set()
+        self.endpoint = endpoint
+        """The bound endpoint (with the real port when bound to port 0 or ``*``)."""
+        self.received = 0
+        self.dropped = 0
+        self.send_failures = 0
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def open(self) -> None:
+        """Start the ZAP handler, then bind (needs a running event loop)."""
+        if self._context is not None:
+            raise RuntimeError("MasterSocket is already open")
+        context = zmq.asyncio.Context()
+        self._context = context
+        try:
+            authorizer: Authorizer
+            if self._allow_list is not None:
+                authorizer = CurveAuthorizer(self._allow_list)
+            else:
+                authorizer = PlaintextAuthorizer()
+            self._authorizer = authorizer
+            self._zap = ZapServer(context, authorizer, self._clock)
+            self._zap.bind()
+            self._zap_task = asyncio.get_running_loop().create_task(
+                self._zap.serve(), name="phalanx-zap")
+            socket = context.socket(zmq.ROUTER)
+            self._socket = socket
+            apply_common_options(socket, self._limits)
+            socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            socket.setsockopt(zmq.ZAP_DOMAIN, DOMAIN.encode())
+            if isinstance(self._security, CurveServer):
+                keypair = self._security.keypair
+                if keypair.secret is None:
+                    raise ValueError("the master needs its secret key")
+                socket.setsockopt(zmq.CURVE_SERVER, 1)
+                socket.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
+                socket.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
+            try:
+                socket.bind(self._requested)
+            except zmq.ZMQError as exc:
+                raise TransportError(f"cannot bind {self._requested}: {exc}") from None
+            self._sync = zmq.Socket.shadow(socket.underlying)
+            last = socket.getsockopt(zmq.LAST_ENDPOINT)
+            self.endpoint = last.decode() if isinstance(last, bytes) else str(last)
+        except BaseException:
+            self._close_sync()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the socket, stop the ZAP handler, destroy the context (idempotent)."""
+        task = self._zap_task
+        self._zap_task = None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._close_sync()
+
+    def _close_sync(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+            self._sync = None
+        if self._zap_task is not None:  # open() failed after starting it
+            self._zap_task.cancel()
+            self._zap_task = None
+        if self._zap is not None:
+            self._zap.close()
+            self._zap = None
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    async def recv(self, timeout: float) -> tuple[WorkerKey, WorkerMessage] | None:  # noqa: ASYNC109
+        """The next valid message and its sender's key, or None after ``timeout`` seconds."""
+        socket, sync = self._require_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._check_zap()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            if not await wait_readable(socket, remaining):
+                continue
+            raw = read_message(sync, self._limits.max_frames)
+            if raw is None:
+                continue
+            item = self._accept(raw)
+            if item is not None:
+                self.received += 1
+                return item
+            self.dropped += 1
+
+    def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
+        """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""
+        _socket, sync = self._require_open()
+        route = self._routes.get(worker)
+        if route is None:
+            self.send_failures += 1
+            return False
+        try:
+            sync.send_multipart([route, encode(message)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.send_failures += 1
+            return False
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            self._routes.pop(worker, None)
+            self.send_failures += 1
+            return False
+        return True
+
+    def name_of(self, worker: WorkerKey) -> str:
+        """The allow-list name of ``worker`` for display ("" if none), from the master's file."""
+        if self._allow_list is None:
+            return ""
+        entry = self._allow_list.lookup(worker.encode(), now=self._clock(), fresh=False)
+        return entry.name if entry is not None else ""
+
+    @property
+    def refused_connections(self) -> int:
+        """How many connection attempts the ZAP handler refused so far."""
+        return self._authorizer.refused if self._authorizer is not None else 0
+
+    def bad_frames(self, worker: WorkerKey) -> int:
+        """How many frames from ``worker`` were dropped as invalid."""
+        return self._bad.get(worker, 0)
+
+    def forget(self, worker: WorkerKey) -> None:
+        """Drop what is kept about ``worker`` (its return address and counters)."""
+        self._routes.pop(worker, None)
+        self._bad.pop(worker, None)
+        self._logged.discard(worker)
+
+    def _require_open(self) -> tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]:
+        if self._socket is None or self._sync is None:
+            raise RuntimeError("MasterSocket is not open")
+        return self._socket, self._sync
+
+    def _check_zap(self) -> None:
+        task = self._zap_task
+        if task is not None and task.done():
+            exc = task.exception() if not task.cancelled() else None
+            raise RuntimeError("the ZAP authentication handler stopped") from exc
+
+    def _accept(self, raw: RawMessage) -> tuple[WorkerKey, WorkerMessage] | None:
+        user_id = raw.user_id()
+        if user_id is None:
+            self._log_once("<unauthenticated>", "dropped a message without an authenticated "
+                           "User-Id (is the ZAP handler running?)")
+            return None
+        worker = WorkerKey(user_id)
+        if not self._authorized(worker):
+            self._log_once(worker, f"dropped a message from worker {describe(worker)}: its key "
+                           "is no longer on the allow-list")
+            return None
+        if worker not in self._routes and len(self._routes) >= self._limits.max_peers:
+            self._log_once("<capacity>", f"more than {self._limits.max_peers} workers: "
+                           "messages from further workers are dropped")
+            return None
+        if len(raw.frames) != 2 or raw.discarded:
+            self._count_bad(worker, f"{len(raw.frames) + raw.discarded} parts, expected 1")
+            return None
+        try:
+            message = decode_from_worker(raw.frames[1].buffer,
+                                         max_bytes=self._limits.max_message_bytes)
+        except ProtocolError as exc:
+            self._count_bad(worker, str(exc))
+            return None
+        self._routes[worker] = raw.frames[0].bytes
+        return worker, message
+
+    def _authorized(self, worker: WorkerKey) -> bool:
+        if self._allow_list is None:
+            return worker.startswith(PLAINTEXT_PREFIX)
+        entry = self._allow_list.lookup(worker.encode(), now=self._clock(), fresh=False)
+        return entry is not None
+
+    def _count_bad(self, worker: WorkerKey, why: str) -> None:
+        if worker in self._bad or len(self._bad) < self._limits.max_peers:
+            self._bad[worker] = self._bad.get(worker, 0) + 1
+        self._log_once(worker, f"dropped an invalid message from worker {describe(worker)}: "
+                       f"{why} (further ones are counted, not logged)")
+
+    def _log_once(self, key: str, text: str) -> None:
+        if key in self._logged:
+            return
+        if len(self._logged) < self._limits.max_peers + 2:
+            self._logged.add(key)
+        log.warning("%s", text)

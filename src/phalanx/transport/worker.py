@@ -1,0 +1,171 @@
+"""The worker's end of the link: a DEALER socket, CURVE client pinned to the master's key.
+
+Use::
+
+    async with WorkerSocket("tcp://10.0.0.5:5557", KeyDir(path).curve_client("w2")) as link:
+        if not await link.send(Hello(...), timeout=5.0):   # False: not connected in time
+            ...
+        message = await link.recv(timeout=1.0)              # MasterMessage or None
+
+Invariants
+----------
+- The worker talks only to the holder of the pinned master secret key: a
+  server with another key fails the CURVE handshake, so nothing is sent to it
+  or received from it (``send`` returns False, ``recv`` returns None).
+- ``ZMQ_IMMEDIATE`` is set: messages are queued only on a connection whose
+  handshake completed (authenticated and, on the master, authorized), never
+  for a peer that is not (yet) there.
+- :meth:`WorkerSocket.recv` never raises for what arrives: invalid frames are
+  counted (``bad_frames``), logged once and dropped.
+- Every wait is bounded by the caller's ``timeout``; ZeroMQ reconnects on its
+  own (``limits.reconnect_interval`` up to ``reconnect_interval_max``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Self
+
+import zmq
+import zmq.asyncio
+
+from phalanx.protocol import (
+    MasterMessage,
+    ProtocolError,
+    WorkerMessage,
+    decode_from_master,
+    encode,
+)
+from phalanx.transport.endpoints import check_plaintext_endpoint
+from phalanx.transport.errors import TransportError
+from phalanx.transport.limits import LinkLimits
+from phalanx.transport.modes import CurveClient, PlaintextDev, WorkerSecurity
+from phalanx.transport.sockets import (
+    apply_common_options,
+    read_message,
+    wait_readable,
+    wait_writable,
+)
+
+log = logging.getLogger("phalanx.transport")
+
+
+class WorkerSocket:
+    """See the module docstring. ``context``: share one (e.g. many simulated workers)."""
+
+    def __init__(self, endpoint: str, security: WorkerSecurity, *,
+                 limits: LinkLimits | None = None,
+                 context: zmq.asyncio.Context | None = None) -> None:
+        if isinstance(security, PlaintextDev):
+            check_plaintext_endpoint(endpoint)
+        self.endpoint = endpoint
+        self._security = security
+        self._limits = limits or LinkLimits()
+        self._shared_context = context
+        self._context: zmq.asyncio.Context | None = None
+        self._socket: zmq.asyncio.Socket | None = None
+        self._sync: zmq.Socket[bytes] | None = None
+        self.bad_frames = 0
+        self.received = 0
+
+    async def __aenter__(self) -> Self:
+        self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Create the socket and start connecting (ZeroMQ connects in the background)."""
+        if self._socket is not None:
+            raise RuntimeError("WorkerSocket is already open")
+        context = self._shared_context
+        if context is None:
+            context = self._context = zmq.asyncio.Context()
+        socket = context.socket(zmq.DEALER)
+        self._socket = socket
+        try:
+            apply_common_options(socket, self._limits)
+            socket.setsockopt(zmq.IMMEDIATE, 1)
+            if isinstance(self._security, CurveClient):
+                keypair = self._security.keypair
+                if keypair.secret is None:
+                    raise ValueError("a worker needs its secret key")
+                socket.setsockopt(zmq.CURVE_SERVERKEY, self._security.master_public)
+                socket.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
+                socket.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
+            try:
+                socket.connect(self.endpoint)
+            except zmq.ZMQError as exc:
+                raise TransportError(f"cannot connect to {self.endpoint}: {exc}") from None
+            self._sync = zmq.Socket.shadow(socket.underlying)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the socket (pending messages are dropped) and an owned context."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+            self._sync = None
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
+
+    async def send(self, message: WorkerMessage, timeout: float) -> bool:  # noqa: ASYNC109
+        """Queue ``message`` on the connection; False if that was impossible for ``timeout``."""
+        socket, sync = self._require_open()
+        data = encode(message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                sync.send(data, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                await wait_writable(socket, remaining)
+                continue
+            return True
+
+    async def recv(self, timeout: float) -> MasterMessage | None:  # noqa: ASYNC109
+        """The next valid message from the master, or None after ``timeout`` seconds."""
+        socket, sync = self._require_open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            if not await wait_readable(socket, remaining):
+                continue
+            raw = read_message(sync, self._limits.max_frames)
+            if raw is None:
+                continue
+            if len(raw.frames) != 1 or raw.discarded:
+                self._count_bad(f"{len(raw.frames) + raw.discarded} parts, expected 1")
+                continue
+            try:
+                message = decode_from_master(raw.frames[0].buffer,
+                                             max_bytes=self._limits.max_message_bytes)
+            except ProtocolError as exc:
+                self._count_bad(str(exc))
+                continue
+            self.received += 1
+            return message
+
+    def _require_open(self) -> tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]:
+        if self._socket is None or self._sync is None:
+            raise RuntimeError("WorkerSocket is not open")
+        return self._socket, self._sync
+
+    def _count_bad(self, why: str) -> None:
+        self.bad_frames += 1
+        if self.bad_frames == 1:
+            log.warning("dropped an invalid message from the master: %s "
+                        "(further ones are counted, not logged)", why)

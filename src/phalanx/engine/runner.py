@@ -45,6 +45,7 @@ from phalanx.engine.health import (
     HealthTracker,
     LoopWatchdog,
     MemoryGuard,
+    is_user_frame,
     resident_bytes,
 )
 from phalanx.scripting.context import UserContext
@@ -379,20 +380,27 @@ class LocalRunner:
         """The shape's next target; ``None`` (and a stop reason) when it ends or breaks."""
         name = type(shape).__name__
         try:
-            tick = check_tick(shape.tick(), name)
+            raw = shape.tick()
         except Exception as exc:
-            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            location = f"{frame.filename}:{frame.lineno}" if frame else "?"
-            self._recorder.record_exception(
-                f"{name}.tick", type(exc).__name__, str(exc)[:500], location
-            )
-            log.error("load shape %s failed, stopping the run: %s: %s",
-                      name, type(exc).__name__, exc)
-            self._stop_reason = StopReason.SHAPE_ERROR
+            self._shape_failed(name, exc, _script_location(exc))
+            return None
+        try:
+            tick = check_tick(raw, name)
+        except (TypeError, ValueError) as exc:  # tick() returned something invalid
+            code = getattr(type(shape).tick, "__code__", None)
+            where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
+            self._shape_failed(name, exc, where)
             return None
         if tick is None:
             self._stop_reason = StopReason.SHAPE
         return tick
+
+    def _shape_failed(self, name: str, exc: Exception, location: str) -> None:
+        self._recorder.record_exception(f"{name}.tick", type(exc).__name__, str(exc)[:500],
+                                        location)
+        log.error("load shape %s failed at %s, stopping the run: %s: %s",
+                  name, location, type(exc).__name__, exc)
+        self._stop_reason = StopReason.SHAPE_ERROR
 
     def _next_ramp_due(self, now: float) -> float | None:
         step = next_step(self._dispatched, self._target)
@@ -436,9 +444,9 @@ class LocalRunner:
         try:
             await user.run()
         except (Exception, SystemExit) as exc:  # escaped the user's own handling
-            frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-            location = f"{frame.filename}:{frame.lineno}" if frame else "?"
-            self._recorder.record_exception(name, type(exc).__name__, str(exc)[:500], location)
+            self._recorder.record_exception(
+                name, type(exc).__name__, str(exc)[:500], _script_location(exc)
+            )
             log.error("a %s user stopped on an unexpected error: %s: %s",
                       name, type(exc).__name__, exc)
         finally:
@@ -536,3 +544,13 @@ class LocalRunner:
     @property
     def latest(self) -> StatsSnapshot | None:
         return self._latest
+
+
+def _script_location(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc`` in user code (else the innermost)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if is_user_frame(frame.filename):
+            return f"{frame.filename}:{frame.lineno}"
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+

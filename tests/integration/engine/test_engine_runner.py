@@ -312,3 +312,24 @@ async def test_a_runner_runs_once() -> None:
     await runner.run(RunPlan((Quick,), users=1, spawn_rate=10, run_time=0.05))
     with pytest.raises(RuntimeError, match="runs once"):
         await runner.run(RunPlan((Quick,), users=1, spawn_rate=10, run_time=0.05))
+
+
+class BadShape(LoadShape):
+    def tick(self) -> tuple[int, float] | None:
+        return (-1, 5.0)  # invalid: negative users
+
+
+class RaisingShape(LoadShape):
+    def tick(self) -> tuple[int, float] | None:
+        raise KeyError("stage")
+
+
+@pytest.mark.parametrize("shape", [BadShape(), RaisingShape()])
+async def test_a_broken_shape_stops_the_run_and_points_at_the_script(shape: LoadShape) -> None:
+    runner, _ = make_runner()
+    result = await runner.run(RunPlan((Sleeper,), users=1, spawn_rate=10, shape=shape,
+                                      shape_interval=0.05))
+    assert result.reason is StopReason.SHAPE_ERROR
+    [exc] = result.snapshot.exceptions
+    assert exc.task == f"{type(shape).__name__}.tick"
+    assert "test_engine_runner.py" in exc.location

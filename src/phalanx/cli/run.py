@@ -291,9 +291,14 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
             prepared.context, prepared.recorder, Aggregator(start=0.0), on_update=view.update
         )
         _install_signals(runner)
+        shape = prepared.plan.shape
+        load = (
+            f"load shape {type(shape).__name__}" if shape is not None
+            else f"{settings.users} users at {settings.spawn_rate:g}/s"
+        )
         log.info(
-            "starting %d users at %g/s against %s (script %s, sha256 %s)",
-            settings.users, settings.spawn_rate, settings.host or "the classes' hosts",
+            "starting %s against %s (script %s, sha256 %s)",
+            load, settings.host or "the classes' hosts",
             prepared.script.path, prepared.script.sha256[:12],
         )
         return await runner.run(prepared.plan)
@@ -339,6 +344,7 @@ def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
         exit_code=verdict.exit_code,
         reasons=verdict.reasons,
         health=result.health,
+        shape=script.shape_class.__name__ if script.shape_class is not None else None,
     )
     try:
         if settings.json:

@@ -55,6 +55,7 @@ def summary_dict(report: RunReport, version: str) -> dict[str, Any]:
             "host": report.host,
             "users": report.users,
             "spawn_rate": report.spawn_rate,
+            "shape": report.shape,
             "run_time_s": report.run_time,
             "started_at": _iso(report.started_at),
             "ended_at": _iso(report.ended_at),

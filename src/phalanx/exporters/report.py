@@ -28,6 +28,7 @@ class RunReport:
     exit_code: int
     reasons: tuple[str, ...]
     health: HealthReport = field(default_factory=HealthReport)
+    shape: str | None = None  # the LoadShape class that drove users and rate, if any
 
 
 def ms(seconds: float) -> float:

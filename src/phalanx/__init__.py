@@ -19,7 +19,7 @@ importing phalanx does not load ``importlib.metadata``.
 from __future__ import annotations
 
 from phalanx import secrets
-from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
+from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser, TargetNotAllowed
 from phalanx.scripting.shape import LoadShape
 from phalanx.scripting.task import tag, task
 from phalanx.scripting.taskset import SequentialTaskSet, TaskSet
@@ -33,6 +33,7 @@ __all__ = [
     "RescheduleTask",
     "SequentialTaskSet",
     "StopUser",
+    "TargetNotAllowed",
     "TaskSet",
     "User",
     "__version__",

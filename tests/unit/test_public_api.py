@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "RescheduleTask",
     "SequentialTaskSet",
     "StopUser",
+    "TargetNotAllowed",
     "TaskSet",
     "User",
     "__version__",

@@ -48,3 +48,12 @@ class InterruptTaskSet(Exception):
 
 class RescheduleTask(Exception):
     """Raised inside a task to end it early and pick the next task."""
+
+
+class TargetNotAllowed(Exception):
+    """A custom client asked for a host outside the run's target scope.
+
+    Raised by ``User.check_target`` / ``User.resolve_target``; ``measure()``
+    records it as a failure of kind ``target_not_allowed``.
+    """
+

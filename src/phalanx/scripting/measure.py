@@ -6,7 +6,9 @@
 
 - the block ends normally: success, unless ``m.failure(message)`` was called
   (then ``ErrorKind.FAILURE`` with that message);
-- an ``Exception`` escapes: ``ErrorKind.EXCEPTION`` with ``"TypeName: message"``,
+- ``TargetNotAllowed`` escapes (see ``User.check_target``): ``ErrorKind.TARGET_NOT_ALLOWED``,
+  and it propagates;
+- another ``Exception`` escapes: ``ErrorKind.EXCEPTION`` with ``"TypeName: message"``,
   and the exception propagates;
 - a control-flow exception of the scripting API escapes (``StopUser``,
   ``RescheduleTask``, ``InterruptTaskSet``): recorded with the outcome set so
@@ -25,7 +27,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
+from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser, TargetNotAllowed
 from phalanx.core.results import ErrorKind, RequestFailure
 from phalanx.scripting.reporting import MESSAGE_LIMIT, describe_exception
 
@@ -76,7 +78,9 @@ class Measurement:
         if exc is not None:
             if not isinstance(exc, Exception):
                 return  # abandoned (cancelled): not a result
-            if not isinstance(exc, _CONTROL_FLOW):
+            if isinstance(exc, TargetNotAllowed):
+                failure = RequestFailure(ErrorKind.TARGET_NOT_ALLOWED, str(exc)[:MESSAGE_LIMIT])
+            elif not isinstance(exc, _CONTROL_FLOW):
                 error_type, message = describe_exception(exc)
                 failure = RequestFailure(
                     ErrorKind.EXCEPTION, f"{error_type}: {message}"[:MESSAGE_LIMIT]

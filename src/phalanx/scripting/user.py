@@ -38,10 +38,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit
 
-from phalanx.core.errors import ScriptError, StopUser
+from phalanx.core.errors import ScriptError, StopUser, TargetNotAllowed
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.measure import Measurement
 from phalanx.scripting.runloop import STOPPING, WAITING, run_hook, task_loop
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from phalanx.http.options import HttpOptions
     from phalanx.http.session import HttpSession
     from phalanx.scripting.task import TaskDeclaration, TaskEntry, TaskTable
+    from phalanx.security.scope import ScopeGuard
 
 __all__ = ["HttpUser", "User", "UserContext", "validate_user_classes"]
 
@@ -132,6 +134,58 @@ class User:
         :mod:`phalanx.scripting.measure` for what is recorded.
         """
         return Measurement(self.context.recorder, method, name)
+
+    def check_target(self, url: str) -> None:
+        """Raise :class:`~phalanx.core.errors.TargetNotAllowed` unless the run may reach ``url``.
+
+        For custom clients (gRPC, websockets, databases): the same target scope
+        guard as the HTTP client, by scheme, host name or address and port. Check
+        the addresses you connect to with :meth:`resolve_target`.
+        """
+        scope = self._scope()
+        if scope is None:
+            return
+        decision = scope.check_url(url)
+        if not decision.allowed:
+            raise TargetNotAllowed(f"{url}: {decision.reason}")
+
+    async def resolve_target(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` this run may connect to on ``port`` (scope-checked).
+
+        Connect a custom client to one of these (not to the name, which could
+        resolve differently a second time). Raises
+        :class:`~phalanx.core.errors.TargetNotAllowed` when none is allowed.
+        """
+        scope = self._scope()
+        if scope is not None:
+            decision = scope.check_host(host, port)
+            if not decision.allowed:
+                raise TargetNotAllowed(f"{host}:{port}: {decision.reason}")
+        loop = asyncio.get_running_loop()
+        try:
+            lookup = loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await asyncio.wait_for(lookup, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise TargetNotAllowed(f"{host}:{port}: cannot resolve: {exc}") from None
+        addresses: list[str] = []
+        refusal = "no address"
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            ip = str(sockaddr[0])
+            if ip in addresses:
+                continue
+            if scope is not None:
+                decision = scope.check_address(host, port, ip)
+                if not decision.allowed:
+                    refusal = decision.reason
+                    continue
+            addresses.append(ip)
+        if not addresses:
+            raise TargetNotAllowed(f"{host}:{port}: {refusal}")
+        return addresses
+
+    def _scope(self) -> ScopeGuard | None:
+        options = self.context.http_options
+        return options.scope if options is not None else None
 
     async def measure_call(self, method: str, name: str, awaitable: Awaitable[_T]) -> _T:
         """Await ``awaitable`` inside :meth:`measure` and return its result."""

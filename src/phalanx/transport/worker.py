@@ -18,7 +18,11 @@ Invariants
 - :meth:`WorkerSocket.recv` never raises for what arrives: invalid frames are
   counted (``bad_frames``), logged once and dropped.
 - Every wait is bounded by the caller's ``timeout``; ZeroMQ reconnects on its
-  own (``limits.reconnect_interval`` up to ``reconnect_interval_max``).
+  own (``limits.reconnect_interval`` up to ``reconnect_interval_max``), except
+  after the master refused the key (see :mod:`.linkstate`).
+- :meth:`WorkerSocket.link_state` says whether the link is up and, if a
+  handshake failed, why, from the socket's monitor events (drained without
+  blocking on every ``send``/``recv``/``link_state`` call, so they never pile up).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Self
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from phalanx.protocol import (
     MasterMessage,
@@ -41,6 +46,7 @@ from phalanx.protocol import (
 from phalanx.transport.endpoints import check_plaintext_endpoint
 from phalanx.transport.errors import TransportError
 from phalanx.transport.limits import LinkLimits
+from phalanx.transport.linkstate import MONITORED_EVENTS, LinkState, apply_event
 from phalanx.transport.modes import CurveClient, PlaintextDev, WorkerSecurity
 from phalanx.transport.sockets import (
     apply_common_options,
@@ -67,6 +73,9 @@ class WorkerSocket:
         self._context: zmq.asyncio.Context | None = None
         self._socket: zmq.asyncio.Socket | None = None
         self._sync: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.asyncio.Socket | None = None
+        self._monitor_sync: zmq.Socket[bytes] | None = None
+        self._state = LinkState()
         self.bad_frames = 0
         self.received = 0
 
@@ -97,6 +106,9 @@ class WorkerSocket:
                 socket.setsockopt(zmq.CURVE_SERVERKEY, self._security.master_public)
                 socket.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
                 socket.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
+            monitor = socket.get_monitor_socket(MONITORED_EVENTS)
+            self._monitor = monitor
+            self._monitor_sync = zmq.Socket.shadow(monitor.underlying)
             try:
                 socket.connect(self.endpoint)
             except zmq.ZMQError as exc:
@@ -108,6 +120,12 @@ class WorkerSocket:
 
     def close(self) -> None:
         """Close the socket (pending messages are dropped) and an owned context."""
+        if self._monitor is not None:
+            if self._socket is not None:
+                self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+            self._monitor_sync = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -119,6 +137,7 @@ class WorkerSocket:
     async def send(self, message: WorkerMessage, timeout: float) -> bool:  # noqa: ASYNC109
         """Queue ``message`` on the connection; False if that was impossible for ``timeout``."""
         socket, sync = self._require_open()
+        self._drain_monitor()
         data = encode(message)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -136,6 +155,7 @@ class WorkerSocket:
     async def recv(self, timeout: float) -> MasterMessage | None:  # noqa: ASYNC109
         """The next valid message from the master, or None after ``timeout`` seconds."""
         socket, sync = self._require_open()
+        self._drain_monitor()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -158,6 +178,30 @@ class WorkerSocket:
                 continue
             self.received += 1
             return message
+
+    def link_state(self) -> LinkState:
+        """Whether the link is up, and why the last handshake failed (if it did)."""
+        self._drain_monitor()
+        return self._state
+
+    def _drain_monitor(self) -> None:
+        monitor = self._monitor_sync
+        if monitor is None:
+            return
+        while True:
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                event = parse_monitor_message(frames)
+            except (ValueError, IndexError):  # pragma: no cover - libzmq writes these
+                continue
+            before = self._state
+            self._state = apply_event(before, int(event["event"]), int(event["value"]))
+            failure = self._state.last_failure
+            if failure is not None and failure != before.last_failure:
+                log.warning("cannot connect to the master at %s: %s", self.endpoint, failure)
 
     def _require_open(self) -> tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]:
         if self._socket is None or self._sync is None:

@@ -24,6 +24,12 @@ from phalanx.transport import (
     fingerprint,
     generate_keypair,
 )
+from phalanx.transport.linkstate import (
+    HANDSHAKE_FAILED,
+    MODE_MISMATCH,
+    REFUSED_BY_MASTER,
+    LinkState,
+)
 
 LOOPBACK = "tcp://127.0.0.1:0"
 WAIT = 5.0
@@ -63,12 +69,23 @@ async def wait_for_refusals(master: MasterSocket, count: int) -> None:
         assert await master.recv(timeout=0.02) is None
 
 
+async def wait_for_failure(worker: WorkerSocket) -> str:
+    """The worker's own explanation of its failed handshake, once it has one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while (failure := worker.link_state().last_failure) is None:
+        assert loop.time() < deadline, "the handshake failure was never reported"
+        assert await worker.recv(timeout=0.02) is None
+    return failure
+
+
 async def test_allowed_worker_is_welcomed_and_identified_by_its_key_not_its_name(
         keys: KeyDir) -> None:
     client = keys.curve_client("w2")
     async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
             WorkerSocket(master.endpoint, client) as worker:
         key = await handshake(master, worker, name="w1")  # claims another worker's name
+        assert worker.link_state() == LinkState(connected=True)
         assert key == client.keypair.public.decode()
         assert master.name_of(key) == "w2"  # the name comes from the master's own allow-list
 
@@ -98,6 +115,7 @@ async def test_worker_with_a_key_not_on_the_allow_list_is_refused_and_logged(
             assert await master.recv(timeout=QUIET) is None
             assert master.received == 0
             assert await worker.recv(timeout=QUIET) is None
+            assert await wait_for_failure(worker) == REFUSED_BY_MASTER
     refusals = [r.getMessage() for r in caplog.records if "refused worker key" in r.getMessage()]
     assert refusals
     assert fingerprint(rogue.keypair.public) in refusals[0]
@@ -112,6 +130,8 @@ async def test_worker_pinned_to_the_wrong_master_key_never_gets_a_reply(keys: Ke
         assert await master.recv(timeout=QUIET) is None
         assert await worker.recv(timeout=QUIET) is None
         assert master.received == 0
+        assert await wait_for_failure(worker) == HANDSHAKE_FAILED
+        assert not worker.link_state().connected
 
 
 async def test_revoked_key_is_refused_at_its_next_connect(keys: KeyDir) -> None:
@@ -146,6 +166,7 @@ async def test_plaintext_client_cannot_talk_to_a_curve_master(keys: KeyDir) -> N
         assert not await worker.send(hello(), timeout=QUIET)
         assert await master.recv(timeout=QUIET) is None
         assert master.received == 0
+        assert await wait_for_failure(worker) in (MODE_MISMATCH, HANDSHAKE_FAILED)
 
 
 async def test_raw_unencrypted_bytes_sent_to_the_master_port_never_reach_recv(
@@ -278,6 +299,7 @@ async def test_curve_worker_cannot_join_a_plaintext_master(keys: KeyDir, tmp_pat
             WorkerSocket(endpoint, keys.curve_client("w1")) as worker:
         assert not await worker.send(hello(), timeout=QUIET)
         assert await master.recv(timeout=QUIET) is None
+        assert await wait_for_failure(worker) in (MODE_MISMATCH, HANDSHAKE_FAILED)
 
 
 async def test_worker_drops_invalid_frames_from_the_master_and_keeps_receiving(

@@ -31,6 +31,7 @@ from phalanx.engine.verdict import EXIT_USAGE, Verdict, VerdictPolicy, evaluate
 from phalanx.exporters.csv_files import write_csv_files
 from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
+from phalanx.http.budget import ConnectionBudget, default_connection_limit
 from phalanx.http.options import HttpOptions, TlsContexts
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
@@ -50,7 +51,8 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
-     ("max_users", "max_spawn_rate", "max_memory", "secrets_dir", "connect_timeout",
+     ("max_users", "max_spawn_rate", "max_memory", "max_connections", "secrets_dir",
+      "connect_timeout",
       "request_timeout", "ca_file")),
 )
 
@@ -198,6 +200,7 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     if problems:
         raise ScriptError("; ".join(problems), path=str(script.path))
     scope = build_scope(settings, classes)
+    budget = ConnectionBudget(settings.max_connections or default_connection_limit())
     if settings.ca_file and not Path(settings.ca_file).is_file():
         raise ConfigError(f"--ca-file {settings.ca_file}: no such file")
     _check_output_dir("--json", settings.json)
@@ -208,6 +211,7 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
         read_timeout=min(HttpOptions().read_timeout, settings.request_timeout),
         ca_file=settings.ca_file,
         scope=scope,
+        connections=budget,
     )
     recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
     context = UserContext(
@@ -232,6 +236,7 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
         max_users=settings.max_users,
         max_spawn_rate=settings.max_spawn_rate,
         max_memory=settings.max_memory or default_memory_limit(),
+        connections=budget,
     )
     return Prepared(script, classes, context, recorder, plan)
 

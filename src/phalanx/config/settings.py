@@ -62,6 +62,7 @@ class Settings:
     max_users: int = 100_000
     max_spawn_rate: float = 10_000.0
     max_memory: int | None = None
+    max_connections: int | None = None
     seed: int | None = None
     log_level: str = "INFO"
     config_file: str | None = field(default=None, compare=False)
@@ -311,6 +312,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_memory", _memory_size,
            "pause spawning while this process's resident memory is above this (e.g. 2G; "
            "default: 75%% of the machine's memory)", ("--max-memory",), "SIZE"),
+    Option("max_connections", _int_at_least(1),
+           "cap on this process's open connections: spawning pauses at it and further "
+           "connects fail (kind connection_limit); default: 90%% of the file-descriptor limit",
+           ("--max-connections",), "N"),
     Option("seed", _seed, "seed for task selection and wait times (the same sequence of "
            "choices; exactly reproducible with one user)",
            ("--seed",), "N"),

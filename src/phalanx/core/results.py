@@ -32,6 +32,7 @@ class ErrorKind:
     FAILURE: Final = "failure"  # r.failure(...) with catch_response, or a custom client failure
     EXCEPTION: Final = "exception"  # an exception escaped a measured block
     TARGET_NOT_ALLOWED: Final = "target_not_allowed"
+    CONNECTION_LIMIT: Final = "connection_limit"  # the run's --max-connections is reached
     OTHER: Final = "other"
 
 

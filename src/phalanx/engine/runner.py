@@ -48,6 +48,7 @@ from phalanx.engine.health import (
     is_user_frame,
     resident_bytes,
 )
+from phalanx.http.budget import ConnectionBudget
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.shape import LoadShape, check_tick
 from phalanx.scripting.user import User
@@ -105,6 +106,7 @@ class RunPlan:
     max_users: int = 100_000
     max_spawn_rate: float = 10_000.0
     max_memory: int | None = None  # bytes of resident memory; spawning pauses above it
+    connections: ConnectionBudget | None = None  # the run's open-connection cap (shared)
     watch_loop: bool = True
     block_threshold: float = 0.25
     cpu_threshold: float = 90.0
@@ -177,6 +179,8 @@ class LocalRunner:
         self._min_cpu_window = 0.5
         self._cpu_hot = False
         self._memory = MemoryGuard(None)
+        self._connections: ConnectionBudget | None = None
+        self._pause_reason: str | None = None
 
     # --- control interface (called from signal handlers, the CLI, later the web) -----
 
@@ -244,7 +248,7 @@ class LocalRunner:
             elapsed=max(0.0, now - self._started) if self._started else 0.0,
             run_time=self._run_time,
             stopping=len(self._stopping),
-            spawn_paused="memory" if self._memory.paused else None,
+            spawn_paused=self._pause_reason,
             cpu_percent=self._health.cpu_percent,
             blocked_loops=self._health.blocked_count,
         )
@@ -273,6 +277,8 @@ class LocalRunner:
         self._cpu_threshold = plan.cpu_threshold
         self._min_cpu_window = plan.stats_interval / 2
         self._memory = MemoryGuard(plan.max_memory)
+        self._connections = plan.connections
+        self._check_limits()
         self._cpu = CpuMonitor()
         watchdog = None
         if plan.watch_loop:
@@ -404,7 +410,7 @@ class LocalRunner:
 
     def _next_ramp_due(self, now: float) -> float | None:
         step = next_step(self._dispatched, self._target)
-        if step is None or (step[1] > 0 and self._memory.paused):
+        if step is None or (step[1] > 0 and self._pause_reason is not None):
             return None  # a paused ramp is looked at again at the next stats flush
         wait = seconds_until_step(self._rate, now - self._ramp_started, self._ramp_steps)
         return now + wait
@@ -416,7 +422,7 @@ class LocalRunner:
             if step is None:
                 break
             name, delta = step
-            if delta > 0 and self._memory.paused:
+            if delta > 0 and self._pause_reason is not None:
                 break
             if delta > 0:
                 self._start_user(name)
@@ -518,24 +524,37 @@ class LocalRunner:
     def health(self) -> HealthReport:
         return self._health.report()
 
-    def _check_memory(self) -> None:
-        was_paused = self._memory.paused
+    def _check_limits(self) -> None:
+        """Pause spawning while a resource limit is reached; resume (without a burst) after."""
         rss = resident_bytes()
-        paused = self._memory.update(rss)
-        if paused and not was_paused and rss is not None and self._memory.limit:
+        reason = None
+        if self._memory.update(rss):
+            reason = "memory"
+        elif self._connections is not None and self._connections.full:
+            reason = "connections"
+        previous, self._pause_reason = self._pause_reason, reason
+        if reason == previous:
+            return
+        if reason == "memory" and rss is not None and self._memory.limit:
             log.warning(
                 "resident memory %d MiB is above --max-memory %d MiB: spawning paused "
                 "(running users go on)", rss >> 20, self._memory.limit >> 20,
             )
-        elif was_paused and not paused:
-            log.warning("resident memory is back under the limit: spawning resumes")
+        elif reason == "connections" and self._connections is not None:
+            log.warning(
+                "%d open connections reach --max-connections: spawning paused "
+                "(new connections beyond it fail with kind connection_limit)",
+                self._connections.limit,
+            )
+        elif reason is None:
+            log.warning("back under the %s limit: spawning resumes", previous)
             # the ramp restarts from here at its rate, with no burst to catch up
             self._ramp_started = self._clock.monotonic()
             self._ramp_steps = 0
             self._wake.set()
 
     def _publish(self) -> None:
-        self._check_memory()
+        self._check_limits()
         self._sample_cpu(self._min_cpu_window)
         snapshot = self._flush()
         if self._on_update is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 from phalanx.core.errors import ConfigError
+from phalanx.http.budget import ConnectionBudget
 from phalanx.security.scope import ScopeGuard
 
 __all__ = ["HttpOptions", "TlsContexts", "default_user_agent"]
@@ -49,6 +50,8 @@ class HttpOptions:
     - ``scope``: the run's target scope guard; every new connection (redirect
       hops included) is checked by name before resolution and by address
       after it. ``None`` only where no run is configured (library use, tests).
+    - ``connections``: the run's cap on open connections (shared, mutable
+      counter); ``None``: no cap.
     """
 
     connect_timeout: float = 10.0
@@ -61,6 +64,7 @@ class HttpOptions:
     user_agent: str = field(default_factory=default_user_agent)
     max_connections_per_origin: int = 6
     scope: ScopeGuard | None = None
+    connections: ConnectionBudget | None = None
 
     def __post_init__(self) -> None:
         for label in ("connect_timeout", "read_timeout", "total_timeout"):

@@ -18,6 +18,7 @@ import ssl
 from collections import deque
 
 from phalanx.core.results import ErrorKind, RequestFailure
+from phalanx.http.budget import ConnectionBudget
 from phalanx.http.connection import HttpConnection
 from phalanx.http.connector import open_connection
 from phalanx.http.failures import TransportError
@@ -32,6 +33,7 @@ class OriginPool:
 
     __slots__ = (
         "_all",
+        "_budget",
         "_closed",
         "_connect_timeout",
         "_idle",
@@ -55,6 +57,7 @@ class OriginPool:
         connect_timeout: float,
         header_block: str,
         scope: ScopeGuard | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.origin = origin
         self.header_block = header_block  # preformatted Host/User-Agent/Accept-* lines
@@ -63,6 +66,7 @@ class OriginPool:
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
         self._scope = scope
+        self._budget = budget
         self._idle: list[HttpConnection] = []
         self._all: set[HttpConnection] = set()
         self._open = 0
@@ -98,9 +102,16 @@ class OriginPool:
         else:
             self._open += 1
         # This call owns one slot of _open from here on.
+        budget = self._budget
         try:
             if self._closed:
                 raise TransportError(RequestFailure(ErrorKind.OTHER, "the session is closed"))
+            if budget is not None and not budget.reserve():
+                limit, budget = budget.limit, None  # nothing reserved, nothing to give back
+                raise TransportError(RequestFailure(
+                    ErrorKind.CONNECTION_LIMIT,
+                    f"the run's limit of {limit} open connections is reached (--max-connections)",
+                ))
             connection = await open_connection(
                 self._loop,
                 self.origin,
@@ -110,6 +121,8 @@ class OriginPool:
                 scope=self._scope,
             )
         except BaseException:
+            if budget is not None:
+                budget.release()
             self._open -= 1
             self._grant_slot()
             raise
@@ -144,6 +157,9 @@ class OriginPool:
         end = self._loop.time() + grace
         for connection in connections:
             await connection.wait_closed(max(0.0, end - self._loop.time()))
+        if self._budget is not None:
+            for _ in self._all:
+                self._budget.release()
         self._all.clear()
 
     # -- internals -----------------------------------------------------------------
@@ -184,6 +200,8 @@ class OriginPool:
         connection.close()
         if connection in self._all:
             self._all.discard(connection)
+            if self._budget is not None:
+                self._budget.release()
             self._open -= 1
             self._grant_slot()
 

@@ -481,6 +481,7 @@ class HttpSession:
                 connect_timeout=self._options.connect_timeout,
                 header_block=default_header_block(origin.authority, self._options.user_agent),
                 scope=self._options.scope,
+                budget=self._options.connections,
             )
         return pool
 

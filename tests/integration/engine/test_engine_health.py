@@ -152,3 +152,18 @@ class Idle(User):
     @task
     async def nothing(self) -> None:
         pass
+
+
+async def test_a_full_connection_budget_pauses_spawning() -> None:
+    from phalanx.http.budget import ConnectionBudget
+
+    budget = ConnectionBudget(1)
+    budget.reserve()
+    seen = []
+    recorder = Recorder(0.0)
+    runner = LocalRunner(UserContext(recorder=recorder, random=random.Random(1)), recorder,
+                         Aggregator(start=0.0), on_update=lambda _s, status: seen.append(status))
+    await runner.run(RunPlan((Idle,), users=5, spawn_rate=1000, run_time=0.2,
+                             stats_interval=0.05, connections=budget))
+    assert all(status.users == 0 for status in seen)
+    assert any(status.spawn_paused == "connections" for status in seen)

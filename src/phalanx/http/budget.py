@@ -1,0 +1,54 @@
+"""The run-wide cap on open connections (:class:`ConnectionBudget`).
+
+One budget is shared by every session of a run (through
+:class:`~phalanx.http.options.HttpOptions`). A pool reserves a unit before it
+opens a connection and releases it when the connection is discarded or the
+pool closes; a reservation beyond ``limit`` is refused and the request fails
+with kind ``connection_limit`` instead of exhausting file descriptors. The
+engine reads :attr:`full` to pause spawning. Single event loop: no locking.
+"""
+
+from __future__ import annotations
+
+import resource
+
+__all__ = ["ConnectionBudget", "default_connection_limit"]
+
+
+class ConnectionBudget:
+    """Counts open connections against ``limit``; see the module docstring."""
+
+    __slots__ = ("limit", "open", "refused")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the connection limit must be at least 1")
+        self.limit = limit
+        self.open = 0
+        self.refused = 0
+
+    def reserve(self) -> bool:
+        """Take one unit; False (and counted) when the limit is reached."""
+        if self.open >= self.limit:
+            self.refused += 1
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        """Give one unit back."""
+        if self.open > 0:
+            self.open -= 1
+
+    @property
+    def full(self) -> bool:
+        return self.open >= self.limit
+
+
+def default_connection_limit() -> int:
+    """90% of this process's file-descriptor limit (the rest is for files, sockets of the
+    runtime, the terminal), at most 100,000: past it, connects fail with EMFILE anyway."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 100_000
+    return max(16, min(100_000, int(soft * 0.9) - 32))

@@ -1,0 +1,48 @@
+"""The run-wide cap on open connections: refused beyond it, released when connections go."""
+
+from __future__ import annotations
+
+import resource
+
+from phalanx.core.results import ErrorKind
+from phalanx.http.budget import ConnectionBudget, default_connection_limit
+
+
+def test_budget_reserves_up_to_the_limit_and_counts_refusals() -> None:
+    budget = ConnectionBudget(2)
+    assert budget.reserve()
+    assert budget.reserve()
+    assert budget.full
+    assert not budget.reserve()
+    assert budget.refused == 1
+    budget.release()
+    assert not budget.full
+    budget.release()
+    budget.release()  # never below zero
+    assert budget.open == 0
+
+
+def test_default_limit_stays_under_the_file_descriptor_limit() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = default_connection_limit()
+    assert 16 <= limit <= 100_000
+    if soft != resource.RLIM_INFINITY:
+        assert limit < soft
+
+
+async def test_a_connection_beyond_the_limit_fails_and_frees_up_after_close(
+    target, make_session, recorder
+):
+    budget = ConnectionBudget(1)
+    first = make_session(target.url, connections=budget)
+    second = make_session(target.url, connections=budget)
+    assert (await first.get("/")).status_code == 200
+    assert budget.open == 1  # kept alive by the first session
+    refused = await second.get("/")
+    assert refused.error is not None
+    assert refused.error.kind == ErrorKind.CONNECTION_LIMIT
+    assert "--max-connections" in refused.error.message
+    await first.close()
+    assert budget.open == 0
+    assert (await second.get("/")).status_code == 200
+    assert recorder.kinds == [None, ErrorKind.CONNECTION_LIMIT, None]

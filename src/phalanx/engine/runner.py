@@ -154,9 +154,10 @@ class LocalRunner:
         self._on_update = on_update
         self._classes: dict[str, type[User]] = {}
         self._specs: list[ClassSpec] = []
-        self._live: dict[str, list[_LiveUser]] = {}
+        # Keyed by id(user): O(1) to forget a user whose task ended (10,000 users stop at once).
+        self._live: dict[str, dict[int, _LiveUser]] = {}
         # Users asked to stop but not finished yet: out of _live so a ramp never picks them twice.
-        self._stopping: set[_LiveUser] = set()
+        self._stopping: dict[int, _LiveUser] = {}
         self._warned: set[str] = set()
         self._dispatched: dict[str, int] = {}
         self._target: dict[str, int] = {}
@@ -201,7 +202,9 @@ class LocalRunner:
         self._aborted = True
         if self._stop_reason is None or self._stop_reason is StopReason.REQUESTED:
             self._stop_reason = StopReason.ABORTED
-        for live in [*self._stopping, *(u for users in self._live.values() for u in users)]:
+        everyone = [*self._stopping.values(),
+                    *(live for users in self._live.values() for live in users.values())]
+        for live in everyone:
             live.user.abort()
             live.task.cancel()
         self._wake.set()
@@ -265,7 +268,7 @@ class LocalRunner:
             ClassSpec(cls.__name__, int(cls.weight), int(cls.fixed_count))
             for cls in plan.user_classes
         ]
-        self._live = {name: [] for name in self._classes}
+        self._live = {name: {} for name in self._classes}
         self._dispatched = dict.fromkeys(self._classes, 0)
         self._stop_timeout = plan.stop_timeout
         self._run_time = plan.run_time
@@ -444,7 +447,7 @@ class LocalRunner:
             raise RuntimeError("users start only while the run is in progress")
         user = self._classes[name](self._context)
         live = _LiveUser(name, user, self._tg.create_task(self._user_main(name, user)))
-        self._live[name].append(live)
+        self._live[name][id(user)] = live
 
     async def _user_main(self, name: str, user: User) -> None:
         try:
@@ -459,27 +462,23 @@ class LocalRunner:
             self._forget(name, user)
 
     def _forget(self, name: str, user: User) -> None:
-        for live in self._stopping:
-            if live.user is user:
-                self._stopping.discard(live)
-                if live.timer is not None:
-                    live.timer.cancel()
-                return
+        live = self._stopping.pop(id(user), None)
+        if live is not None:
+            if live.timer is not None:
+                live.timer.cancel()
+            return
         users = self._live.get(name)
         if users is not None:
-            for index, live in enumerate(users):
-                if live.user is user:
-                    users.pop(index)
-                    return
+            users.pop(id(user), None)
 
     def _stop_one(self, name: str) -> None:
         users = self._live[name]
         if users:
-            self._stop_user(users.pop())
+            self._stop_user(users.popitem()[1])
 
     def _stop_user(self, live: _LiveUser) -> None:
         """Move a live user to the stopping set and ask it to stop (see the module docstring)."""
-        self._stopping.add(live)
+        self._stopping[id(live.user)] = live
         live.user.request_stop()
         if self._aborted or self._stop_timeout <= 0 or live.user.is_waiting:
             live.task.cancel()
@@ -491,7 +490,7 @@ class LocalRunner:
     def _stop_all(self) -> None:
         for users in self._live.values():
             while users:
-                self._stop_user(users.pop())
+                self._stop_user(users.popitem()[1])
 
     def _flush(self) -> StatsSnapshot:
         now = self._clock.monotonic()

@@ -40,16 +40,18 @@ Limits (limits.py)
     worker can make the master hold many parts of ``max_message_bytes`` each.
 Development mode (endpoints.py)
     ``PlaintextDev`` (no CURVE, no authentication; each connection gets the
-    identity ``plaintext-<n>``) is accepted only for ``ipc://`` or a loopback
-    IP literal (``tcp://127.x.x.x:PORT``, ``tcp://[::1]:PORT``);
-    :func:`check_plaintext_endpoint` refuses anything else.
+    identity ``plaintext-<n>``) is accepted only for ``ipc://`` or an IPv4
+    loopback literal (``tcp://127.x.x.x:PORT``); :func:`check_plaintext_endpoint`
+    refuses anything else (including ``localhost``, ``0.0.0.0`` and abstract
+    ``ipc://@name``); a plaintext master binding ``ipc://`` also requires the
+    socket's directory to be private (0700, as ``tempfile.mkdtemp`` makes it).
 
 This layer moves frames and proves who sent them; what a message means
 (handshake checks, heartbeats, dispatch) is the cluster drivers' job.
 """
 
 from phalanx.transport.allowlist import AllowEntry, AllowList, read_allow_list
-from phalanx.transport.endpoints import check_plaintext_endpoint
+from phalanx.transport.endpoints import check_plaintext_endpoint, check_private_ipc_directory
 from phalanx.transport.errors import KeyFileError, TransportError
 from phalanx.transport.keydir import KeyDir, KeyListing, WorkerListing
 from phalanx.transport.keyfiles import (
@@ -89,6 +91,7 @@ __all__ = [
     "WorkerSecurity",
     "WorkerSocket",
     "check_plaintext_endpoint",
+    "check_private_ipc_directory",
     "describe",
     "fingerprint",
     "generate_keypair",

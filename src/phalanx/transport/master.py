@@ -52,7 +52,7 @@ from phalanx.protocol import (
     encode,
 )
 from phalanx.transport.allowlist import AllowList
-from phalanx.transport.endpoints import check_plaintext_endpoint
+from phalanx.transport.endpoints import check_plaintext_endpoint, check_private_ipc_directory
 from phalanx.transport.errors import TransportError
 from phalanx.transport.keyfiles import fingerprint
 from phalanx.transport.limits import LinkLimits
@@ -131,6 +131,8 @@ class MasterSocket:
         """Start the ZAP handler, then bind (needs a running event loop)."""
         if self._context is not None:
             raise RuntimeError("MasterSocket is already open")
+        if isinstance(self._security, PlaintextDev):
+            check_private_ipc_directory(self._requested)
         context = zmq.asyncio.Context()
         self._context = context
         try:

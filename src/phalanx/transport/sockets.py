@@ -36,7 +36,6 @@ class RawMessage:
 def apply_common_options(socket: zmq.Socket[Any], limits: LinkLimits) -> None:
     """Bounds and timings both ends use (see :class:`LinkLimits`)."""
     socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.IPV6, 1)  # IPv6 endpoints work too; IPv4 ones are unchanged
     socket.setsockopt(zmq.SNDHWM, limits.send_hwm)
     socket.setsockopt(zmq.RCVHWM, limits.recv_hwm)
     socket.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)

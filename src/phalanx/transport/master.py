@@ -143,9 +143,7 @@ class MasterSocket:
                 authorizer = PlaintextAuthorizer()
             self._authorizer = authorizer
             self._zap = ZapServer(context, authorizer, self._clock)
-            self._zap.bind()
-            self._zap_task = asyncio.get_running_loop().create_task(
-                self._zap.serve(), name="phalanx-zap")
+            self._zap.bind()  # before the ROUTER binds: without a handler libzmq admits anyone
             socket = context.socket(zmq.ROUTER)
             self._socket = socket
             apply_common_options(socket, self._limits)
@@ -168,9 +166,16 @@ class MasterSocket:
         except BaseException:
             self._close_sync()
             raise
+        # Handshakes wait in the ZAP queue until this task answers them.
+        self._zap_task = asyncio.get_running_loop().create_task(
+            self._zap.serve(), name="phalanx-zap")
 
     async def aclose(self) -> None:
         """Close the socket, stop the ZAP handler, destroy the context (idempotent)."""
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+            self._sync = None
         task = self._zap_task
         self._zap_task = None
         if task is not None:
@@ -184,9 +189,6 @@ class MasterSocket:
             self._socket.close(linger=0)
             self._socket = None
             self._sync = None
-        if self._zap_task is not None:  # open() failed after starting it
-            self._zap_task.cancel()
-            self._zap_task = None
         if self._zap is not None:
             self._zap.close()
             self._zap = None
@@ -199,21 +201,22 @@ class MasterSocket:
         socket, sync = self._require_open()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        await asyncio.sleep(0)  # one yield per call: a busy link cannot starve the loop
         while True:
             self._check_zap()
+            raw = read_message(sync, self._limits.max_frames)
+            if raw is not None:
+                item = self._accept(raw)
+                if item is not None:
+                    self.received += 1
+                    return item
+                self.dropped += 1
+                await asyncio.sleep(0)  # a flood of bad frames yields too
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            if not await wait_readable(socket, remaining):
-                continue
-            raw = read_message(sync, self._limits.max_frames)
             if raw is None:
-                continue
-            item = self._accept(raw)
-            if item is not None:
-                self.received += 1
-                return item
-            self.dropped += 1
+                await wait_readable(socket, remaining)
 
     def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
         """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""

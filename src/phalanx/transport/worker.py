@@ -49,6 +49,7 @@ from phalanx.transport.limits import LinkLimits
 from phalanx.transport.linkstate import MONITORED_EVENTS, LinkState, apply_event
 from phalanx.transport.modes import CurveClient, PlaintextDev, WorkerSecurity
 from phalanx.transport.sockets import (
+    RawMessage,
     apply_common_options,
     read_message,
     wait_readable,
@@ -158,26 +159,31 @@ class WorkerSocket:
         self._drain_monitor()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        await asyncio.sleep(0)  # one yield per call: a busy link cannot starve the loop
         while True:
+            raw = read_message(sync, self._limits.max_frames)
+            if raw is not None:
+                message = self._accept(raw)
+                if message is not None:
+                    self.received += 1
+                    return message
+                await asyncio.sleep(0)  # a flood of bad frames yields too
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            if not await wait_readable(socket, remaining):
-                continue
-            raw = read_message(sync, self._limits.max_frames)
             if raw is None:
-                continue
-            if len(raw.frames) != 1 or raw.discarded:
-                self._count_bad(f"{len(raw.frames) + raw.discarded} parts, expected 1")
-                continue
-            try:
-                message = decode_from_master(raw.frames[0].buffer,
-                                             max_bytes=self._limits.max_message_bytes)
-            except ProtocolError as exc:
-                self._count_bad(str(exc))
-                continue
-            self.received += 1
-            return message
+                await wait_readable(socket, remaining)
+
+    def _accept(self, raw: RawMessage) -> MasterMessage | None:
+        if len(raw.frames) != 1 or raw.discarded:
+            self._count_bad(f"{len(raw.frames) + raw.discarded} parts, expected 1")
+            return None
+        try:
+            return decode_from_master(raw.frames[0].buffer,
+                                      max_bytes=self._limits.max_message_bytes)
+        except ProtocolError as exc:
+            self._count_bad(str(exc))
+            return None
 
     def link_state(self) -> LinkState:
         """Whether the link is up, and why the last handshake failed (if it did)."""

@@ -19,6 +19,7 @@ from phalanx.transport import (
     LinkLimits,
     MasterSocket,
     PlaintextDev,
+    TransportError,
     WorkerKey,
     WorkerSocket,
     fingerprint,
@@ -322,3 +323,15 @@ async def test_worker_drops_invalid_frames_from_the_master_and_keeps_receiving(
         router.close()
     finally:
         context.destroy(linger=0)
+
+
+async def test_binding_a_busy_endpoint_is_a_clear_error_and_leaves_nothing_running(
+        keys: KeyDir) -> None:
+    async with MasterSocket(LOOPBACK, keys.curve_server()) as master:
+        second = MasterSocket(master.endpoint, keys.curve_server())
+        with pytest.raises(TransportError, match="cannot bind"):
+            await second.__aenter__()
+        zap_tasks = [t for t in asyncio.all_tasks() if t.get_name() == "phalanx-zap"]
+        assert len(zap_tasks) == 1  # only the first master's
+        async with WorkerSocket(master.endpoint, keys.curve_client("w1")) as worker:
+            await handshake(master, worker)

@@ -16,6 +16,7 @@ stderr and exit code 2, raised as :class:`~phalanx.transport.KeyFileError`.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,4 +103,6 @@ def _list(args: argparse.Namespace) -> int:
         status = "authorized" if worker.authorized else "revoked"
         note = "" if worker.has_key_file else "  (no key file here)"
         print(f"worker  {worker.fingerprint}  {worker.name or '-'}  {status}{note}")
+    for problem in listing.problems:
+        print(f"warning: {problem}", file=sys.stderr)
     return 0

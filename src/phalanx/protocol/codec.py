@@ -9,8 +9,9 @@ any attempt to read its body.
 :func:`decode` (and the one-direction variants) raise :class:`ProtocolError`
 and nothing else for any input: oversized, empty, wrong version, not msgpack,
 unknown tag, a field of the wrong type, out of bounds, missing or extra, or
-trailing bytes. Decoding is strict (no type coercion). This module is pure:
-no I/O, no state.
+trailing bytes. Decoding is strict (no type coercion). Error messages are
+safe to log: at most a few hundred printable characters, whatever the peer
+sent. This module is pure: no I/O, no state.
 """
 
 from __future__ import annotations
@@ -84,6 +85,16 @@ def _decode(decoder: msgspec.msgpack.Decoder[Any], data: bytes | bytearray | mem
     try:
         return decoder.decode(view[1:])
     except (msgspec.MsgspecError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
-        raise ProtocolError(f"malformed message: {exc}") from None
+        raise ProtocolError(f"malformed message: {_printable(str(exc))}") from None
     except RecursionError:  # pragma: no cover - the schema bounds nesting; defence in depth
         raise ProtocolError("malformed message: nested too deeply") from None
+
+
+def _printable(text: str) -> str:
+    """``text`` safe for one log line: control characters escaped, at most 300 characters.
+
+    Decoder errors may quote the peer's bytes (an unknown tag, for one); a
+    peer must not be able to forge log lines or send terminal escapes.
+    """
+    cleaned = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:300])
+    return cleaned[:300]

@@ -30,10 +30,16 @@ ZAP and identity
     message (``User-Id``): never its routing id or the name in ``Hello``. A
     key removed from the allow-list is refused at its next connect and its
     open connection's messages are dropped within ``allow_list_recheck``.
+Worker's view (linkstate.py)
+    ``WorkerSocket.link_state()`` says whether the handshake succeeded and, if
+    not, why in the worker's own words: key refused by the master, master key
+    not the pinned one, CURVE/plaintext mismatch. libzmq does not retry after
+    the master refused the key: the worker driver should report and stop.
 Limits (limits.py)
     ``ZMQ_MAXMSGSIZE`` on both ends (a bigger frame disconnects its sender),
     bounded send/receive queues (HWM), linger 0, handshake timeout, ZMTP
-    heartbeats, a cap on tracked workers. Every await takes a timeout. An
+    heartbeats, a cap on tracked workers, an accept backlog sized for a crowd
+    of workers connecting at once. Every await takes a timeout. An
     invalid frame is counted per sender, logged once, dropped: receive loops
     never raise for what a peer sends. Residual risk: libzmq buffers every
     part of a multipart message before delivering it, so an *authenticated*
@@ -62,6 +68,7 @@ from phalanx.transport.keyfiles import (
     read_secret_key,
 )
 from phalanx.transport.limits import LinkLimits
+from phalanx.transport.linkstate import LinkState
 from phalanx.transport.master import MasterSocket, WorkerKey, describe
 from phalanx.transport.modes import (
     CurveClient,
@@ -82,6 +89,7 @@ __all__ = [
     "KeyListing",
     "KeyPair",
     "LinkLimits",
+    "LinkState",
     "MasterSecurity",
     "MasterSocket",
     "PlaintextDev",

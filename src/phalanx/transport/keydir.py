@@ -58,6 +58,8 @@ class KeyListing:
 
     master_fingerprint: str
     workers: tuple[WorkerListing, ...]
+    problems: tuple[str, ...] = ()
+    """Secret key files here that group or others may read (each with its fix)."""
 
 
 class KeyDir:
@@ -153,7 +155,14 @@ class KeyDir:
         for name, key in files.items():
             if key not in allowed:
                 workers.append(WorkerListing(name, fingerprint(key), False, True))
-        return KeyListing(fingerprint(master), tuple(workers))
+        secrets = [self.master_key]
+        if self.workers.is_dir():
+            secrets.extend(sorted(self.workers.glob("*.key")))
+        problems = tuple(
+            f"{path} is readable by group or others: run 'chmod 600 {path}'"
+            for path in secrets if path.exists() and path.stat().st_mode & 0o077
+        )
+        return KeyListing(fingerprint(master), tuple(workers), problems)
 
     def curve_server(self) -> CurveServer:
         """The master's credentials: its secret key and the allow-list path (checked now)."""

@@ -23,6 +23,9 @@ class LinkLimits:
     recv_hwm: int = 1_000
     max_peers: int = 10_000
     """Most distinct worker identities the master tracks; messages from more are dropped."""
+    accept_backlog: int = 1_024
+    """Pending TCP connections the master's listener queues (ZeroMQ's default, 100, makes a
+    crowd of workers connecting at once wait for SYN retries)."""
     max_frames: int = 4
     """Most parts of one multipart message that are looked at (the rest are discarded)."""
     handshake_timeout: float = 10.0
@@ -37,7 +40,7 @@ class LinkLimits:
     def __post_init__(self) -> None:
         if self.max_message_bytes < 1024:
             raise ValueError("max_message_bytes must be at least 1024")
-        for name in ("send_hwm", "recv_hwm", "max_peers", "max_frames"):
+        for name in ("send_hwm", "recv_hwm", "max_peers", "max_frames", "accept_backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("handshake_timeout", "heartbeat_interval", "heartbeat_timeout",

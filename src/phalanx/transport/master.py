@@ -148,6 +148,7 @@ class MasterSocket:
             self._socket = socket
             apply_common_options(socket, self._limits)
             socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            socket.setsockopt(zmq.BACKLOG, self._limits.accept_backlog)
             socket.setsockopt(zmq.ZAP_DOMAIN, DOMAIN.encode())
             if isinstance(self._security, CurveServer):
                 keypair = self._security.keypair

@@ -60,17 +60,25 @@ log = logging.getLogger("phalanx.transport")
 
 
 class WorkerSocket:
-    """See the module docstring. ``context``: share one (e.g. many simulated workers)."""
+    """See the module docstring.
+
+    ``context``: share one ZeroMQ context (many simulated workers in one
+    process; raise its ``max_sockets``, 1023 by default: each link uses three
+    sockets with the monitor, one without). ``monitor=False`` skips the
+    monitor; :meth:`link_state` then stays at its initial value.
+    """
 
     def __init__(self, endpoint: str, security: WorkerSecurity, *,
                  limits: LinkLimits | None = None,
-                 context: zmq.asyncio.Context | None = None) -> None:
+                 context: zmq.asyncio.Context | None = None,
+                 monitor: bool = True) -> None:
         if isinstance(security, PlaintextDev):
             check_plaintext_endpoint(endpoint)
         self.endpoint = endpoint
         self._security = security
         self._limits = limits or LinkLimits()
         self._shared_context = context
+        self._monitor_wanted = monitor
         self._context: zmq.asyncio.Context | None = None
         self._socket: zmq.asyncio.Socket | None = None
         self._sync: zmq.Socket[bytes] | None = None
@@ -107,9 +115,10 @@ class WorkerSocket:
                 socket.setsockopt(zmq.CURVE_SERVERKEY, self._security.master_public)
                 socket.setsockopt(zmq.CURVE_PUBLICKEY, keypair.public)
                 socket.setsockopt(zmq.CURVE_SECRETKEY, keypair.secret)
-            monitor = socket.get_monitor_socket(MONITORED_EVENTS)
-            self._monitor = monitor
-            self._monitor_sync = zmq.Socket.shadow(monitor.underlying)
+            if self._monitor_wanted:
+                monitor = socket.get_monitor_socket(MONITORED_EVENTS)
+                self._monitor = monitor
+                self._monitor_sync = zmq.Socket.shadow(monitor.underlying)
             try:
                 socket.connect(self.endpoint)
             except zmq.ZMQError as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import msgspec
 import pytest
 from hypothesis import given
@@ -158,6 +156,15 @@ def test_malformed_or_out_of_bounds_frame_raises_protocol_error(frame: bytes, wh
         decode(frame, max_bytes=10 * LIMIT)
 
 
+def test_error_messages_quoting_peer_bytes_are_single_printable_lines() -> None:
+    frame = raw("evil\nFAKE LOG LINE \x1b[31m" + "x" * 5000, 1)
+    with pytest.raises(ProtocolError) as info:
+        decode(frame, max_bytes=LIMIT)
+    message = str(info.value)
+    assert message.isprintable()
+    assert len(message) < 400
+
+
 def test_start_carries_only_what_a_worker_needs() -> None:
     assert Start.__struct_fields__ == (
         "run_id", "host", "users_per_class", "spawn_rate", "stop_timeout",
@@ -171,9 +178,13 @@ def test_hello_carries_no_identity_only_a_display_name() -> None:
 
 
 def _decode_any(frame: bytes) -> None:
-    """Decode ``frame``: a message or ProtocolError are fine, any other exception fails."""
-    with contextlib.suppress(ProtocolError):
+    """Decode ``frame``: a message or ProtocolError (with a loggable text) are fine."""
+    error: ProtocolError | None = None
+    try:
         decode(frame, max_bytes=LIMIT)
+    except ProtocolError as exc:
+        error = exc
+    assert error is None or str(error).isprintable()
 
 
 @given(st.binary(max_size=2048))

@@ -1,4 +1,4 @@
-"""Plaintext development mode: allowed on ipc:// and loopback IP literals only (pure check)."""
+"""Endpoints: plaintext only on ipc:// and loopback literals; socket lifecycle; display."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from phalanx.transport import (
     MasterSocket,
     PlaintextDev,
     TransportError,
+    WorkerKey,
     WorkerSocket,
     check_plaintext_endpoint,
     check_private_ipc_directory,
+    describe,
+    fingerprint,
+    generate_keypair,
 )
 
 
@@ -66,3 +70,25 @@ async def test_plaintext_master_refuses_to_bind_ipc_in_a_shared_directory(
     with pytest.raises(TransportError, match="must be private"):
         await master.__aenter__()
     assert not (shared / "master.sock").exists()
+
+
+async def test_sockets_must_be_opened_before_use_and_close_twice_safely(tmp_path: Path) -> None:
+    endpoint = f"ipc://{tmp_path}/m.sock"
+    master = MasterSocket(endpoint, PlaintextDev())
+    worker = WorkerSocket(endpoint, PlaintextDev())
+    with pytest.raises(RuntimeError, match="not open"):
+        await master.recv(timeout=0)
+    with pytest.raises(RuntimeError, match="not open"):
+        await worker.recv(timeout=0)
+    async with master, worker:
+        assert await master.recv(timeout=0) is None
+        assert await worker.recv(timeout=0) is None
+    await master.aclose()
+    worker.close()
+
+
+def test_worker_identities_are_shown_by_fingerprint() -> None:
+    key = generate_keypair().public.decode()
+    assert describe(WorkerKey(key)) == fingerprint(key)
+    assert describe(WorkerKey("plaintext-3")) == "plaintext-3"
+    assert describe(WorkerKey("garbage")) == "<invalid key>"

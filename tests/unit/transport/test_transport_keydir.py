@@ -103,6 +103,13 @@ def test_listing_shows_the_master_and_authorized_and_revoked_workers(keys: KeyDi
     ]
 
 
+def test_listing_flags_secret_key_files_others_may_read(keys: KeyDir) -> None:
+    assert keys.listing().problems == ()
+    keys.worker_key("w1").chmod(0o644)
+    [problem] = keys.listing().problems
+    assert f"chmod 600 {keys.worker_key('w1')}" in problem
+
+
 def test_master_credentials_refuse_a_loose_master_key(keys: KeyDir) -> None:
     keys.master_key.chmod(0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):

@@ -480,12 +480,21 @@ class LocalRunner:
         """Move a live user to the stopping set and ask it to stop (see the module docstring)."""
         self._stopping[id(live.user)] = live
         live.user.request_stop()
-        if self._aborted or self._stop_timeout <= 0 or live.user.is_waiting:
+        if self._aborted or (
+            (self._stop_timeout <= 0 or live.user.is_waiting) and not live.user.is_cleaning_up
+        ):
             live.task.cancel()
         else:
             live.timer = asyncio.get_running_loop().call_later(
-                self._stop_timeout, live.task.cancel
+                self._stop_timeout, self._stop_timed_out, live
             )
+
+    @staticmethod
+    def _stop_timed_out(live: _LiveUser) -> None:
+        """The stop timeout cuts a busy task, never a user already in on_stop/cleanup
+        (on_stop has its own bound there)."""
+        if not live.user.is_cleaning_up:
+            live.task.cancel()
 
     def _stop_all(self) -> None:
         for users in self._live.values():
@@ -529,7 +538,11 @@ class LocalRunner:
         reason = None
         if self._memory.update(rss):
             reason = "memory"
-        elif self._connections is not None and self._connections.full:
+        elif self._connections is not None and (
+            self._connections.full
+            or (self._pause_reason == "connections"
+                and self._connections.open >= self._connections.resume_below)
+        ):
             reason = "connections"
         previous, self._pause_reason = self._pause_reason, reason
         if reason == previous:

@@ -2,10 +2,13 @@
 
 One budget is shared by every session of a run (through
 :class:`~phalanx.http.options.HttpOptions`). A pool reserves a unit before it
-opens a connection and releases it when the connection is discarded or the
-pool closes; a reservation beyond ``limit`` is refused and the request fails
+opens a connection; the unit comes back when that connection's transport is
+lost (closed by either side, whatever the path: discard, pool close, a
+cancelled close, a session dropped without closing), so the count follows
+real sockets. A reservation beyond ``limit`` is refused and the request fails
 with kind ``connection_limit`` instead of exhausting file descriptors. The
-engine reads :attr:`full` to pause spawning. Single event loop: no locking.
+engine pauses spawning at :attr:`full` and resumes below
+:attr:`resume_below` (90%, so the decision does not flap). Single event loop.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ class ConnectionBudget:
     @property
     def full(self) -> bool:
         return self.open >= self.limit
+
+    @property
+    def resume_below(self) -> int:
+        return max(1, self.limit * 9 // 10)
 
 
 def default_connection_limit() -> int:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Final, cast
 
 import httptools
@@ -82,6 +83,7 @@ class HttpConnection(asyncio.Protocol):
         "_truncated",
         "_waiter",
         "_wire",
+        "on_lost",
         "reusable",
     )
 
@@ -94,6 +96,8 @@ class HttpConnection(asyncio.Protocol):
         self._timer_when = 0.0
         self._closed_waiter: asyncio.Future[None] | None = None
         self._lost = False
+        # Called once when the transport is gone (the run's connection budget).
+        self.on_lost: Callable[[], None] | None = None
         # True only between a clean, keep-alive exchange and the next one, while
         # the peer has neither closed nor sent anything unasked.
         self.reusable = False
@@ -234,6 +238,9 @@ class HttpConnection(asyncio.Protocol):
         return False  # close the transport; connection_lost settles a pending exchange
 
     def connection_lost(self, exc: Exception | None) -> None:
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
         self._lost = True
         self.reusable = False
         self._cancel_timer()

@@ -20,7 +20,7 @@ from collections import deque
 from phalanx.core.results import ErrorKind, RequestFailure
 from phalanx.http.budget import ConnectionBudget
 from phalanx.http.connection import HttpConnection
-from phalanx.http.connector import open_connection
+from phalanx.http.connector import admit_host, open_connection
 from phalanx.http.failures import TransportError
 from phalanx.http.url import Origin
 from phalanx.security.scope import ScopeGuard
@@ -106,6 +106,7 @@ class OriginPool:
         try:
             if self._closed:
                 raise TransportError(RequestFailure(ErrorKind.OTHER, "the session is closed"))
+            admit_host(self.origin, self._scope)  # a forbidden target is that, not a full budget
             if budget is not None and not budget.reserve():
                 limit, budget = budget.limit, None  # nothing reserved, nothing to give back
                 raise TransportError(RequestFailure(
@@ -126,6 +127,10 @@ class OriginPool:
             self._open -= 1
             self._grant_slot()
             raise
+        if budget is not None:
+            # The unit follows the transport, not the pool: it comes back when the socket
+            # is really gone (closed by us, by the peer, or after a cancelled close).
+            connection.on_lost = budget.release
         self._all.add(connection)
         return connection, False
 
@@ -144,6 +149,13 @@ class OriginPool:
 
     async def close(self, grace: float = 1.0) -> None:
         """Close every connection (waiting at most ``grace`` seconds for them to go)."""
+        await self.wait_closed(self.shut(), grace)
+
+    def shut(self) -> list[HttpConnection]:
+        """Synchronously refuse new work and start closing every connection; returns them.
+
+        Synchronous on purpose: a close that is cancelled right after still has
+        every transport closing (and so every budget unit coming back)."""
         self._closed = True
         connections = list(self._all)
         self._idle.clear()
@@ -154,13 +166,14 @@ class OriginPool:
             waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+        self._all.clear()
+        return connections
+
+    async def wait_closed(self, connections: list[HttpConnection], grace: float) -> None:
+        """Wait at most ``grace`` seconds for ``connections`` to go (aborting stragglers)."""
         end = self._loop.time() + grace
         for connection in connections:
             await connection.wait_closed(max(0.0, end - self._loop.time()))
-        if self._budget is not None:
-            for _ in self._all:
-                self._budget.release()
-        self._all.clear()
 
     # -- internals -----------------------------------------------------------------
 
@@ -200,8 +213,6 @@ class OriginPool:
         connection.close()
         if connection in self._all:
             self._all.discard(connection)
-            if self._budget is not None:
-                self._budget.release()
             self._open -= 1
             self._grant_slot()
 

@@ -221,8 +221,10 @@ class HttpSession:
         pools = self._pools
         self._pools = None
         if pools:
-            for pool in pools.values():
-                await pool.close()
+            # Every pool starts closing at once, synchronously, so a cancelled close still
+            # has all transports closing; then they get their grace together.
+            closing = [(pool, pool.shut()) for pool in pools.values()]
+            await asyncio.gather(*(pool.wait_closed(conns, 1.0) for pool, conns in closing))
 
     async def __aenter__(self) -> HttpSession:
         return self

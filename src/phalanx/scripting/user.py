@@ -63,11 +63,13 @@ __all__ = ["HttpUser", "User", "UserContext", "validate_user_classes"]
 _T = TypeVar("_T")
 
 CLIENT_CLOSE_TIMEOUT: Final = 5.0
-ON_STOP_TIMEOUT: Final = 5.0
-"""Seconds ``on_stop`` may take after a stop cancelled a busy user."""
-ABORTED: Final = 4
-"""Bit of ``User._state``: ``abort()`` was called; nothing more runs."""
 """Seconds allowed to close a user's HTTP client when the user ends."""
+ON_STOP_TIMEOUT: Final = 5.0
+"""Seconds ``on_stop`` may take once the user was asked to stop."""
+ABORTED: Final = 4
+"""Bit of ``User._state``: ``abort()`` was called; a cancellation then skips ``on_stop``."""
+CLEANING_UP: Final = 8
+"""Bit of ``User._state``: the task loop is over; ``on_stop``/release are running."""
 
 
 class User:
@@ -218,8 +220,9 @@ class User:
                     raise
                 current.uncancel()  # the stop asked for this: withdraw it and clean up
                 cancelled_busy = True
+            self._state |= CLEANING_UP  # from here the engine's stop timer leaves us alone
             with contextlib.suppress(StopUser):
-                if cancelled_busy:
+                if cancelled_busy or self._state & STOPPING:
                     try:
                         async with asyncio.timeout(ON_STOP_TIMEOUT):
                             await run_hook(self, self, "on_stop", (StopUser,))
@@ -231,8 +234,13 @@ class User:
                 else:
                     await run_hook(self, self, "on_stop", (StopUser,))
         finally:
-            self._state = STOPPING
+            self._state = STOPPING | CLEANING_UP
             await self._release()
+
+    @property
+    def is_cleaning_up(self) -> bool:
+        """True once the task loop is over (``on_stop`` and the release are running)."""
+        return bool(self._state & CLEANING_UP)
 
     async def _release(self) -> None:
         """Free what the user holds once ``run()`` ends; subclasses extend it."""

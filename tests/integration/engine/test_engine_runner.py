@@ -333,3 +333,26 @@ async def test_a_broken_shape_stops_the_run_and_points_at_the_script(shape: Load
     [exc] = result.snapshot.exceptions
     assert exc.task == f"{type(shape).__name__}.tick"
     assert "test_engine_runner.py" in exc.location
+
+
+class SlowGoodbye(User):
+    """Finishes its task within the stop timeout, then needs a while in on_stop."""
+
+    wait_time = constant(0)
+
+    async def on_stop(self) -> None:
+        await asyncio.sleep(0.3)
+        Events.stopped += 1
+
+    @task
+    async def work(self) -> None:
+        Events.tasks += 1
+        await asyncio.sleep(0.1)
+
+
+async def test_the_stop_timeout_never_cuts_on_stop_of_a_user_that_finished_its_task() -> None:
+    runner, _ = make_runner()
+    result = await runner.run(RunPlan((SlowGoodbye,), users=3, spawn_rate=1000, run_time=0.15,
+                                      stop_timeout=0.2))
+    assert result.reason is StopReason.RUN_TIME
+    assert Events.stopped == 3

@@ -46,3 +46,33 @@ async def test_a_connection_beyond_the_limit_fails_and_frees_up_after_close(
     assert budget.open == 0
     assert (await second.get("/")).status_code == 200
     assert recorder.kinds == [None, ErrorKind.CONNECTION_LIMIT, None]
+
+
+async def test_a_cancelled_close_still_gives_every_unit_back(target, make_session):
+    import asyncio
+
+    budget = ConnectionBudget(4)
+    session = make_session(target.url, connections=budget)
+    assert (await session.get("/")).status_code == 200
+    assert budget.open == 1
+    closing = asyncio.ensure_future(session.close())
+    await asyncio.sleep(0)
+    closing.cancel()
+    for _ in range(200):  # bounded: the transport goes within a few loop turns
+        if budget.open == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert budget.open == 0
+
+
+async def test_a_connection_the_server_closes_gives_its_unit_back(target, make_session):
+    import asyncio
+
+    budget = ConnectionBudget(4)
+    session = make_session(target.url, connections=budget)
+    assert (await session.get("/close")).status_code == 200  # Connection: close
+    for _ in range(200):
+        if budget.open == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert budget.open == 0

@@ -405,7 +405,7 @@ class LocalRunner:
         return tick
 
     def _shape_failed(self, name: str, exc: Exception, location: str) -> None:
-        self._recorder.record_exception(f"{name}.tick", type(exc).__name__, str(exc)[:500],
+        self._recorder.record_exception(f"{name}.tick", type(exc).__name__, str(exc)[:4096],
                                         location)
         log.error("load shape %s failed at %s, stopping the run: %s: %s",
                   name, location, type(exc).__name__, exc)
@@ -454,7 +454,7 @@ class LocalRunner:
             await user.run()
         except (Exception, SystemExit) as exc:  # escaped the user's own handling
             self._recorder.record_exception(
-                name, type(exc).__name__, str(exc)[:500], _script_location(exc)
+                name, type(exc).__name__, str(exc)[:4096], _script_location(exc)
             )
             log.error("a %s user stopped on an unexpected error: %s: %s",
                       name, type(exc).__name__, exc)

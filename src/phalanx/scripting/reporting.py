@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from phalanx.scripting.context import UserContext
 
-MESSAGE_LIMIT: Final = 500
+MESSAGE_LIMIT: Final = 4096
+"""A first, generous cut. The stats layer cuts to its own limit only after masking
+secrets, so a secret straddling this cut would need a 4 KiB message to leak."""
 
 _PHALANX_DIR: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LIBRARY_DIRS: Final = tuple(

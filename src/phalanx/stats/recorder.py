@@ -43,6 +43,8 @@ from phalanx.core.results import RequestFailure
 from phalanx.stats.delta import EntryDelta, ErrorDelta, ExceptionDelta, StatsDelta
 from phalanx.stats.histogram import DEFAULT_RELATIVE_ERROR, Histogram
 from phalanx.stats.limits import (
+    MAX_MESSAGE_LENGTH,
+    MAX_NAME_LENGTH,
     OVERFLOW_ERROR_KIND,
     OVERFLOW_ERROR_MESSAGE,
     OVERFLOW_EXCEPTION_MESSAGE,
@@ -51,6 +53,9 @@ from phalanx.stats.limits import (
     clip_message,
     clip_name,
 )
+
+REDACTION_MARGIN = 2048
+"""Extra characters kept at record time when redacting (see ``take_delta``)."""
 
 _ErrorKey = tuple[str, str, str, str]
 
@@ -110,6 +115,8 @@ class Recorder:
         "_exceptions",
         "_max_entries",
         "_max_errors",
+        "_message_cut",
+        "_name_cut",
         "_named_entries",
         "_redact",
         "_relative_error",
@@ -130,6 +137,11 @@ class Recorder:
         Histogram(relative_error)  # validates relative_error now, not on the first request
         self._relative_error = relative_error
         self._redact = redact
+        # With redaction, texts are cut generously at record time and to the real limits
+        # only after masking: a secret straddling the limit must not survive in part.
+        margin = REDACTION_MARGIN if redact is not None else 0
+        self._name_cut = MAX_NAME_LENGTH + margin
+        self._message_cut = MAX_MESSAGE_LENGTH + margin
         self._max_entries = max_entries
         self._max_errors = max_errors
         self._start = start
@@ -166,14 +178,14 @@ class Recorder:
         if failure is not None:
             entry.num_failures += 1
             self._errors.add(
-                (entry.method, entry.name, clip_name(failure.kind), clip_message(failure.message))
+                (entry.method, entry.name, clip_name(failure.kind),
+                 failure.message[: self._message_cut])
             )
 
     def record_exception(self, task: str, error_type: str, message: str, location: str) -> None:
         """Count one exception that escaped a user task."""
-        self._exceptions.add(
-            (clip_name(task), clip_name(error_type), clip_message(message), clip_name(location))
-        )
+        cut, message_cut = self._name_cut, self._message_cut
+        self._exceptions.add((task[:cut], error_type[:cut], message[:message_cut], location[:cut]))
 
     def take_delta(self, now: float) -> StatsDelta:
         """Everything recorded during ``[start, now)``; the next interval starts at ``now``.
@@ -222,10 +234,10 @@ class Recorder:
     def _redacted_entries(self, redact: Callable[[str], str]) -> dict[tuple[str, str], _Entry]:
         merged: dict[tuple[str, str], _Entry] = {}
         for (method, name), entry in self._entries.items():
-            key = (method, clip_name(redact(name)))
+            key = (clip_name(redact(method)), clip_name(redact(name)))
             target = merged.get(key)
             if target is None:
-                entry.name = key[1]
+                entry.method, entry.name = key
                 merged[key] = entry
                 continue
             target.histogram.merge(entry.histogram)
@@ -239,7 +251,8 @@ class Recorder:
         Only clipped keys are stored, so a name longer than the limit takes
         this path on every request (rare, and still bounded in memory).
         """
-        key = (clip_name(method), clip_name(name))
+        cut = self._name_cut
+        key = (method[:cut], name[:cut])
         entry = self._entries.get(key)
         if entry is not None:
             return entry

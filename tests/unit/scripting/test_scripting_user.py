@@ -247,17 +247,18 @@ async def test_each_task_and_error_type_is_logged_once(
     ]
 
 
-async def test_exception_messages_are_cut_to_500_characters(
+async def test_exception_messages_get_a_generous_first_cut(
     context: UserContext, recorder: FakeRecorder
 ) -> None:
     class Verbose(User):
         @task
         async def boom(self) -> None:
             self.request_stop()
-            raise RuntimeError("x" * 2000)
+            raise RuntimeError("x" * 9000)
 
     await asyncio.wait_for(Verbose(context).run(), TIMEOUT)
-    assert len(recorder.exceptions[0].message) == 500
+    # the stats layer cuts to its own limit after masking secrets (see stats.recorder)
+    assert len(recorder.exceptions[0].message) == 4096
 
 
 async def test_location_skips_frames_inside_phalanx_and_the_standard_library(

@@ -180,3 +180,22 @@ def test_odd_values_do_not_raise_and_keep_the_delta_valid() -> None:
 def test_invalid_limits_are_rejected_at_construction(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"max_|relative_error"):
         Recorder(0.0, **kwargs)
+
+
+def test_a_secret_straddling_the_length_limits_is_masked_whole() -> None:
+    secret = "SUPERSECRETVALUE123"
+
+    def redact(text: str) -> str:
+        return text.replace(secret, "***")
+
+    recorder = Recorder(0.0, redact=redact)
+    failure = RequestFailure("failure", "x" * 490 + secret)
+    recorder.record("GET", "/p/" + "y" * 990 + secret, 0.01, 0, failure)
+    recorder.record_exception("T.task", "RuntimeError", "z" * 495 + secret, "s.py:1")
+    delta = recorder.take_delta(1.0)
+    texts = [delta.entries[0].name, delta.errors[0].message, delta.exceptions[0].message]
+    for text in texts:
+        assert "SUPER" not in text
+        assert not any(secret[:k] in text[-k:] for k in range(3, len(secret)))
+    assert len(delta.errors[0].message) <= 500
+    assert len(delta.entries[0].name) <= 1000

@@ -157,3 +157,14 @@ def test_a_malformed_target_rule_is_refused(phalanx_cli: Cli, tmp_path: Path) ->
     result = phalanx_cli("run", "-f", script, "--host", "http://127.0.0.1:9",
                          "--allow-target", "*.com")
     assert_clean_error(result, "--allow-target")
+
+
+def test_credentials_in_a_class_host_are_refused_without_echoing_them(
+    phalanx_cli: Cli, tmp_path: Path
+) -> None:
+    script = write(tmp_path, "s.py", GOOD.replace(
+        "class Shopper(HttpUser):",
+        "class Shopper(HttpUser):\n    host = 'http://admin:hunter2pass@127.0.0.1:9'"))
+    result = phalanx_cli("run", "-f", script)
+    assert_clean_error(result, "contains credentials")
+    assert "hunter2pass" not in result.stderr + result.stdout

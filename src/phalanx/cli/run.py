@@ -17,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -24,14 +25,18 @@ from rich.logging import RichHandler
 from phalanx import secrets
 from phalanx.cli.view import TerminalView
 from phalanx.config.settings import OPTIONS, Settings, build_settings
-from phalanx.core.errors import ConfigError, ScriptError
+from phalanx.core.errors import ConfigError, PhalanxError, ScriptError
 from phalanx.engine.health import physical_memory_bytes
 from phalanx.engine.runner import LocalRunner, RunPlan, RunResult, RunState
 from phalanx.engine.verdict import EXIT_USAGE, Verdict, VerdictPolicy, evaluate
 from phalanx.exporters.csv_files import write_csv_files
 from phalanx.exporters.json_summary import write_json_summary
 from phalanx.exporters.report import RunReport
-from phalanx.http.budget import ConnectionBudget, default_connection_limit
+from phalanx.http.budget import (
+    ConnectionBudget,
+    default_connection_limit,
+    raise_descriptor_limit,
+)
 from phalanx.http.options import HttpOptions, TlsContexts
 from phalanx.scripting.context import UserContext
 from phalanx.scripting.loader import LoadedScript, load_script, select_user_classes
@@ -129,10 +134,15 @@ def handle(args: argparse.Namespace) -> int:
     store = SecretStore(
         os.environ, Path(settings.secrets_dir) if settings.secrets_dir else None, redactor
     )
-    with secrets.using(store):
-        prepared = prepare(settings, redactor)
-        view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
-        result = run_until_done(prepared, settings, view)
+    try:
+        with secrets.using(store):
+            prepared = prepare(settings, redactor)
+            view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
+            result = run_until_done(prepared, settings, view)
+    except PhalanxError as exc:
+        # An import error of the script may quote a secret it already read: mask it.
+        exc.args = (redactor.redact_text(str(exc)),)
+        raise
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
     view.summary(result.snapshot, verdict, result.reason.value, result.health)
     if not write_outputs(settings, prepared.script, result, verdict, console, redactor):
@@ -200,6 +210,7 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     if problems:
         raise ScriptError("; ".join(problems), path=str(script.path))
     scope = build_scope(settings, classes)
+    raise_descriptor_limit()
     budget = ConnectionBudget(settings.max_connections or default_connection_limit())
     if settings.ca_file and not Path(settings.ca_file).is_file():
         raise ConfigError(f"--ca-file {settings.ca_file}: no such file")
@@ -254,7 +265,7 @@ def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGua
     --host, or, without --host, the hosts its classes declare.
     """
     hosts = {cls.__name__: cls.effective_host(settings.host) for cls in classes}
-    declared = [host for host in hosts.values() if host]
+    declared = [host for host in hosts.values() if host and "@" not in urlsplit(host).netloc]
     rules = list(settings.allow_targets)
     if not rules and not settings.host:
         rules = sorted(set(declared))
@@ -265,6 +276,11 @@ def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGua
     for name, host in hosts.items():
         if not host:
             continue
+        if "@" in urlsplit(host).netloc:
+            raise ConfigError(
+                f"the host of {name} contains credentials (user:password@); they are refused "
+                "in host URLs: send them from the script (headers or phalanx.secrets)"
+            )
         decision = guard.check_url(host)
         if not decision.allowed:
             raise ConfigError(

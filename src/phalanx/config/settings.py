@@ -311,7 +311,8 @@ OPTIONS: tuple[Option, ...] = (
            "refuse a spawn rate above this (default 10000)", ("--max-spawn-rate",), "PER_S"),
     Option("max_memory", _memory_size,
            "pause spawning while this process's resident memory is above this (e.g. 2G; "
-           "default: 75%% of the machine's memory)", ("--max-memory",), "SIZE"),
+           "default: 75%% of the machine's memory or of the container's limit)",
+           ("--max-memory",), "SIZE"),
     Option("max_connections", _int_at_least(1),
            "cap on this process's open connections: spawning pauses at it and further "
            "connects fail (kind connection_limit); default: 90%% of the file-descriptor limit",

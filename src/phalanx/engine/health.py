@@ -49,7 +49,7 @@ def is_user_frame(filename: str) -> bool:
         return False
     try:
         resolved = str(Path(filename).resolve())
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
         return False
     if resolved.startswith(_PHALANX_DIR):
         return False
@@ -97,11 +97,14 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
-            beat = self._beat
-            if time.monotonic() - beat > self.threshold and self._sample is None:
-                frame = sys._current_frames().get(self._loop_thread)
-                self._sample = user_location(frame)
-                del frame
+            try:
+                beat = self._beat
+                if time.monotonic() - beat > self.threshold and self._sample is None:
+                    frame = sys._current_frames().get(self._loop_thread)
+                    self._sample = user_location(frame)
+                    del frame
+            except Exception:  # noqa: S112 - a diagnostic must never die or crash the run
+                continue
 
     async def heartbeat(self, report: Callable[[BlockedLoop], None]) -> None:
         """Run on the loop until cancelled; calls ``report`` after each blocked stretch."""
@@ -201,11 +204,21 @@ def resident_bytes() -> int | None:
 
 
 def physical_memory_bytes() -> int | None:
-    """Total physical memory of the machine; ``None`` where unknown."""
+    """Memory this process may use: the machine's RAM, or a smaller cgroup limit
+    (containers, Kubernetes: the OOM killer acts on the cgroup); ``None`` where unknown."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (OSError, ValueError):
-        return None
+        total = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as limit_file:
+                text = limit_file.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.isdigit() and (total is None or int(text) < total):
+            total = int(text)
+    return total
 
 
 class MemoryGuard:

@@ -13,9 +13,10 @@ engine pauses spawning at :attr:`full` and resumes below
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
-__all__ = ["ConnectionBudget", "default_connection_limit"]
+__all__ = ["ConnectionBudget", "default_connection_limit", "raise_descriptor_limit"]
 
 
 class ConnectionBudget:
@@ -50,6 +51,17 @@ class ConnectionBudget:
     @property
     def resume_below(self) -> int:
         return max(1, self.limit * 9 // 10)
+
+
+def raise_descriptor_limit() -> None:
+    """Raise this process's soft file-descriptor limit to its hard limit (at most 1M):
+    a load generator needs sockets; the hard limit is what the operator allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # On refusal the soft limit stays; the default budget follows it.
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def default_connection_limit() -> int:

@@ -62,6 +62,11 @@ __all__ = ["HttpUser", "User", "UserContext", "validate_user_classes"]
 
 _T = TypeVar("_T")
 
+_DEFAULT_PORTS: Final = {
+    "http": 80, "https": 443, "ws": 80, "wss": 443, "postgres": 5432, "postgresql": 5432,
+    "mysql": 3306, "redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671,
+    "mongodb": 27017,
+}
 CLIENT_CLOSE_TIMEOUT: Final = 5.0
 """Seconds allowed to close a user's HTTP client when the user ends."""
 ON_STOP_TIMEOUT: Final = 5.0
@@ -141,15 +146,27 @@ class User:
         """Raise :class:`~phalanx.core.errors.TargetNotAllowed` unless the run may reach ``url``.
 
         For custom clients (gRPC, websockets, databases): the same target scope
-        guard as the HTTP client, by scheme, host name or address and port. Check
-        the addresses you connect to with :meth:`resolve_target`.
+        guard as the HTTP client, by host name or address and port. ``url`` is
+        ``scheme://host[:port]`` (any scheme; the port defaults for http, https,
+        ws, wss and common databases, otherwise give it) or ``host:port``. Check
+        the addresses you connect to with :meth:`resolve_target`. Messages name
+        only ``host:port``, never credentials or queries from ``url``.
         """
         scope = self._scope()
         if scope is None:
             return
-        decision = scope.check_url(url)
+        parts = urlsplit(url if "://" in url else f"tcp://{url}")
+        try:
+            host, port = parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+        except ValueError:
+            raise TargetNotAllowed("invalid port in the target") from None
+        if not host or not port:
+            raise TargetNotAllowed(
+                f"{host or '?'}: give the port explicitly (scheme {parts.scheme!r} has no default)"
+            )
+        decision = scope.check_host(host, port)
         if not decision.allowed:
-            raise TargetNotAllowed(f"{url}: {decision.reason}")
+            raise TargetNotAllowed(f"{host}:{port}: {decision.reason}")
 
     async def resolve_target(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` this run may connect to on ``port`` (scope-checked).

@@ -72,3 +72,16 @@ async def test_without_a_scope_everything_is_allowed() -> None:
     user = Grpc(UserContext(recorder=ListRecorder(), random=random.Random(1)))
     user.check_target("http://127.0.0.9:1")
     assert await user.resolve_target("127.0.0.9", 1) == ["127.0.0.9"]
+
+
+def test_check_target_takes_any_scheme_and_host_port_and_hides_credentials() -> None:
+    user, _ = user_with_scope(["127.0.0.1:50051", "127.0.0.1:443"])
+    user.check_target("grpc://127.0.0.1:50051")
+    user.check_target("127.0.0.1:50051")
+    user.check_target("wss://127.0.0.1/socket")  # wss defaults to 443
+    with pytest.raises(TargetNotAllowed, match="give the port"):
+        user.check_target("grpc://127.0.0.1")
+    with pytest.raises(TargetNotAllowed) as refused:
+        user.check_target("postgres://admin:hunter2pass@127.0.0.2:5432/db?sslkey=x")
+    assert "hunter2pass" not in str(refused.value)
+    assert "sslkey" not in str(refused.value)

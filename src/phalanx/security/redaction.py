@@ -56,8 +56,11 @@ _SENSITIVE_PARTS = (
     "signature",
     "credential",
     "privatekey",
+    "accesskey",
+    "secretkey",
 )
-_SENSITIVE_EXACT = frozenset({"auth", "sig", "pwd", "pass", "xauth"})
+# "key" alone is Google's ?key= API key.
+_SENSITIVE_EXACT = frozenset({"auth", "sig", "pwd", "pass", "xauth", "key"})
 _NAME_NOISE = re.compile(r"[-_. ]")
 
 _NAME = r"[A-Za-z0-9_.\-]+"
@@ -84,8 +87,8 @@ def is_sensitive_name(name: str) -> bool:
     Case-insensitive; ``-``, ``_`` and ``.`` are ignored, so ``X-Api-Key``,
     ``api_key`` and ``apiKey`` all match. Over-masking is preferred to leaking:
     any name containing token, secret, password, passwd, apikey,
-    authorization, cookie, session, signature, credential or privatekey, and
-    the exact names auth, sig, pwd, pass.
+    authorization, cookie, session, signature, credential, privatekey,
+    accesskey or secretkey, and the exact names auth, sig, pwd, pass, key.
     """
     key = _NAME_NOISE.sub("", name.lower())
     return key in _SENSITIVE_EXACT or any(part in key for part in _SENSITIVE_PARTS)

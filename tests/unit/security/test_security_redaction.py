@@ -78,7 +78,6 @@ def test_sensitive_names_are_recognised(name: str) -> None:
         "design",
         "id",
         "name",
-        "key",
         "status",
         "passenger",
         "X-Request-Id",
@@ -311,3 +310,12 @@ def test_property_redact_text_never_raises_and_is_idempotent(text: str) -> None:
     redactor = Redactor([SECRET])
     once = redactor.redact_text(text)
     assert redactor.redact_text(once) == once
+
+
+@pytest.mark.parametrize("name", ["key", "access_key", "AWSAccessKeyId", "aws_secret_key"])
+def test_common_api_key_names_are_sensitive(name: str) -> None:
+    assert is_sensitive_name(name)
+
+
+def test_a_google_style_key_parameter_is_masked_in_urls() -> None:
+    assert "AIzaSyFAKE" not in Redactor().redact_url("https://maps.example/api?key=AIzaSyFAKE&q=1")

@@ -7,12 +7,13 @@ and reported (log, live view, summary, JSON).
 ``interval``; a daemon thread (:class:`LoopWatchdog`) checks the stamp. When
 the stamp is older than ``threshold`` the loop is blocked by synchronous code
 (``time.sleep``, a sync HTTP library, heavy CPU in a task): the thread then
-samples the loop thread's current stack with ``sys._current_frames`` and keeps
-the innermost frame that belongs to user code (not phalanx, not the standard
-library). When the loop comes back, the heartbeat sees the gap, pairs it with
-the sampled location and reports a :class:`BlockedLoop` event. The thread
-never touches loop objects; the two sides share two attributes written by one
-side each.
+samples the loop thread's current stack with ``sys._current_frames`` every
+``interval`` for as long as the stall lasts, keeping the innermost frame that
+belongs to user code (not phalanx, not the standard library). When the loop
+comes back, the heartbeat sees the gap and reports a :class:`BlockedLoop` at
+the location sampled most often during that stall (the samples are tagged
+with the beat they follow, so two stalls never mix). The thread never touches
+loop objects; the two sides share two attributes written by one side each.
 
 **CPU.** :class:`CpuMonitor` turns process CPU time deltas into a percentage
 of one core; above ``threshold`` (default 90%) it counts a warning.
@@ -80,7 +81,8 @@ class LoopWatchdog:
         self.interval = interval
         self._loop_thread = threading.get_ident()
         self._beat = time.monotonic()  # written by the loop side only
-        self._sample: tuple[str, str] | None = None  # written by the thread only
+        # Written by the thread only: (the beat this stall follows, samples per location).
+        self._samples: tuple[float, dict[tuple[str, str], int]] = (-1.0, {})
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -99,10 +101,16 @@ class LoopWatchdog:
         while not self._stop.wait(self.interval):
             try:
                 beat = self._beat
-                if time.monotonic() - beat > self.threshold and self._sample is None:
+                if time.monotonic() - beat > self.threshold:
+                    # Sample the whole stall: the location seen most often is reported.
+                    stall, counts = self._samples
+                    if stall != beat:
+                        counts = {}
+                        self._samples = (beat, counts)
                     frame = sys._current_frames().get(self._loop_thread)
-                    self._sample = user_location(frame)
+                    location = user_location(frame)
                     del frame
+                    counts[location] = counts.get(location, 0) + 1
             except Exception:  # noqa: S112 - a diagnostic must never die or crash the run
                 continue
 
@@ -113,8 +121,9 @@ class LoopWatchdog:
             self._beat = before
             await asyncio.sleep(self.interval)
             gap = time.monotonic() - before - self.interval
-            sample, self._sample = self._sample, None
             if gap > self.threshold:
+                stall, counts = self._samples
+                sample = max(counts, key=counts.__getitem__) if stall == before and counts else None
                 location, function = sample or ("?", "?")
                 report(BlockedLoop(gap, location, function))
 

@@ -167,3 +167,29 @@ async def test_a_full_connection_budget_pauses_spawning() -> None:
                              stats_interval=0.05, connections=budget))
     assert all(status.users == 0 for status in seen)
     assert any(status.spawn_paused == "connections" for status in seen)
+
+
+def short_blocker() -> None:
+    time.sleep(0.15)
+
+
+def long_blocker() -> None:
+    time.sleep(0.8)
+
+
+async def test_a_stall_is_blamed_on_where_the_loop_spent_most_of_it() -> None:
+    watchdog = LoopWatchdog(threshold=0.1, interval=0.02)
+    events: list[BlockedLoop] = []
+    watchdog.start()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            beat = tg.create_task(watchdog.heartbeat(events.append))
+            await asyncio.sleep(0.05)
+            short_blocker()
+            long_blocker()  # same stall: the loop never ran in between
+            while not events:
+                await asyncio.sleep(0.02)
+            beat.cancel()
+    finally:
+        watchdog.stop()
+    assert events[0].function == "long_blocker"

@@ -79,7 +79,12 @@ class OriginPool:
         return len(self._all)
 
     def take_idle(self) -> HttpConnection | None:
-        """An idle, still usable connection, or None. Dead ones are dropped."""
+        """An idle, still usable connection, or None. Dead ones are dropped.
+
+        ``HttpSession._perform`` inlines the fast paths of this method and of
+        :meth:`release` (same checks on ``_idle``, ``_closed`` and ``_waiters``);
+        keep them in step, and never rebind ``_idle`` (it is cleared in place).
+        """
         idle = self._idle
         while idle:
             connection = idle.pop()

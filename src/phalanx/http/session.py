@@ -315,7 +315,12 @@ class HttpSession:
             except TransportError as exc:
                 result = exc.failure
             else:
-                connection = pool.take_idle()
+                # The pool's fast paths, inline (take_idle / release, same checks).
+                idle = pool._idle
+                if idle and idle[-1].reusable:
+                    connection: HttpConnection | None = idle.pop()
+                else:
+                    connection = pool.take_idle()
                 if connection is None:
                     result = yield from self._exchange(pool, method, payload, deadline).__await__()
                 else:
@@ -333,7 +338,10 @@ class HttpSession:
                         pool.release(connection, False)
                         raise
                     if type(result) is Response:
-                        pool.release(connection, True)
+                        if connection.reusable and not pool._closed and not pool._waiters:
+                            idle.append(connection)
+                        else:
+                            pool.release(connection, True)
                     else:
                         pool.release(connection, False)
                         if _stale(connection, result, method):

@@ -40,7 +40,7 @@ import math
 import time
 import types
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
 from phalanx.scripting.reporting import report_exception
@@ -100,16 +100,31 @@ def wait_seconds(owner: User | TaskSet, user: User) -> float:
     wait_time: Any = owner.wait_time
     try:
         seconds = wait_time()
-        if type(seconds) is float and 0.0 <= seconds <= MAX_WAIT:
-            return seconds  # the common case, checked cheaply
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
-            raise TypeError(f"wait_time() must return a number of seconds, got {seconds!r}")
     except Exception as exc:
-        if isinstance(exc, StopUser) or (isinstance(exc, InterruptTaskSet) and owner is not user):
-            raise  # StopUser anywhere; interrupt() from a TaskSet's wait_time
-        report_exception(user.context, hook_name(owner, "wait_time"), exc)
-        raise StopUser from exc
+        _wait_time_failed(owner, user, exc)
+    if type(seconds) is float and 0.0 <= seconds <= MAX_WAIT:
+        return seconds  # the common case, checked cheaply
+    return _checked_seconds(owner, user, seconds)
+
+
+def _checked_seconds(owner: User | TaskSet, user: User, seconds: Any) -> float:
+    """``seconds`` (a ``wait_time()`` result off the fast path) made valid, as
+    :func:`wait_seconds` says; a non-number is reported and stops the user."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+        try:
+            raise TypeError(f"wait_time() must return a number of seconds, got {seconds!r}")
+        except TypeError as exc:  # raised, so that it has a traceback to report
+            _wait_time_failed(owner, user, exc)
     return min(max(0.0, float(seconds)), MAX_WAIT)
+
+
+def _wait_time_failed(owner: User | TaskSet, user: User, exc: Exception) -> NoReturn:
+    """Handle an exception of ``wait_time()`` as :func:`wait_seconds` says: re-raise
+    ``StopUser`` (and a TaskSet's ``InterruptTaskSet``), else report it and stop the user."""
+    if isinstance(exc, StopUser) or (isinstance(exc, InterruptTaskSet) and owner is not user):
+        raise exc  # StopUser anywhere; interrupt() from a TaskSet's wait_time
+    report_exception(user.context, hook_name(owner, "wait_time"), exc)
+    raise StopUser from exc
 
 
 async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None:
@@ -158,7 +173,17 @@ async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None
             user.last_task_duration = perf_counter() - started
         if user._state & STOPPING:
             return
-        seconds = 0.0 if skip_wait else wait_seconds(owner, user)
+        if skip_wait:
+            seconds = 0.0
+        else:
+            # wait_seconds(), inline on its fast path (same checks, same errors).
+            wait_time = owner.wait_time
+            try:
+                seconds = wait_time()
+            except Exception as exc:
+                _wait_time_failed(owner, user, exc)
+            if not (type(seconds) is float and 0.0 <= seconds <= MAX_WAIT):
+                seconds = _checked_seconds(owner, user, seconds)
         if seconds <= 0.0:
             unyielded += 1
             if unyielded < ZERO_WAIT_YIELD_EVERY:

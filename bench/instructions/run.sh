@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Instructions per request of phalanx's whole request path (deterministic; see
+# count_requests.py). Needs valgrind (apt-get install valgrind). About a minute.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v valgrind >/dev/null || { apt-get update -q && apt-get install -y -q valgrind; }
+instructions() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    .venv/bin/python bench/instructions/count_requests.py "$1" 2>&1 | awk '/Collected/{print $4}'
+}
+low=$(instructions 2000)
+high=$(instructions 12000)
+python3 -c "print(f'instructions per request: {($high - $low) / 10000:,.0f}')"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -38,21 +39,31 @@ class Blocker(User):
         raise StopUser  # one block per user is enough for the test
 
 
-async def test_watchdog_names_the_line_that_blocked_the_loop() -> None:
-    watchdog = LoopWatchdog(threshold=0.15, interval=0.02)
+async def first_stall(watchdog: LoopWatchdog, *blockers: Callable[[], None]) -> BlockedLoop:
+    """Run ``blockers`` back to back on the loop; return the first stall reported."""
     events: list[BlockedLoop] = []
+    reported = asyncio.Event()
+
+    def report(event: BlockedLoop) -> None:
+        events.append(event)
+        reported.set()
+
     watchdog.start()
     try:
         async with asyncio.TaskGroup() as tg:
-            beat = tg.create_task(watchdog.heartbeat(events.append))
-            await asyncio.sleep(0.05)
-            blocking_call()
-            while not events:
-                await asyncio.sleep(0.02)
+            beat = tg.create_task(watchdog.heartbeat(report))
+            await asyncio.sleep(0)  # the heartbeat stamps its first beat, then waits
+            for blocker in blockers:
+                blocker()
+            await asyncio.wait_for(reported.wait(), timeout=10)
             beat.cancel()
     finally:
         watchdog.stop()
-    [event] = events
+    return events[0]
+
+
+async def test_watchdog_names_the_line_that_blocked_the_loop() -> None:
+    event = await first_stall(LoopWatchdog(threshold=0.15, interval=0.02), blocking_call)
     assert event.seconds >= 0.15
     line = blocking_call.__code__.co_firstlineno + 1
     assert event.location.endswith(f"test_engine_health.py:{line}")
@@ -178,18 +189,7 @@ def long_blocker() -> None:
 
 
 async def test_a_stall_is_blamed_on_where_the_loop_spent_most_of_it() -> None:
-    watchdog = LoopWatchdog(threshold=0.1, interval=0.02)
-    events: list[BlockedLoop] = []
-    watchdog.start()
-    try:
-        async with asyncio.TaskGroup() as tg:
-            beat = tg.create_task(watchdog.heartbeat(events.append))
-            await asyncio.sleep(0.05)
-            short_blocker()
-            long_blocker()  # same stall: the loop never ran in between
-            while not events:
-                await asyncio.sleep(0.02)
-            beat.cancel()
-    finally:
-        watchdog.stop()
-    assert events[0].function == "long_blocker"
+    # the two run in one stall: the loop never gets a turn in between
+    event = await first_stall(LoopWatchdog(threshold=0.1, interval=0.02),
+                              short_blocker, long_blocker)
+    assert event.function == "long_blocker"

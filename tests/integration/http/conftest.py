@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import uvloop
+from tests.support.fakes import FakeRecorder
 from tests.support.target import TargetServer, serve
 
-from phalanx.core.results import RequestFailure
 from phalanx.http import HttpOptions, HttpSession, TlsContexts
 
 
@@ -22,43 +22,6 @@ def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-
-
-class Recorded(NamedTuple):
-    method: str
-    name: str
-    elapsed: float
-    response_bytes: int
-    failure: RequestFailure | None
-
-
-class FakeRecorder:
-    """A RequestRecorder that appends to lists."""
-
-    def __init__(self) -> None:
-        self.requests: list[Recorded] = []
-        self.exceptions: list[tuple[str, str, str, str]] = []
-
-    def record(
-        self,
-        method: str,
-        name: str,
-        elapsed: float,
-        response_bytes: int,
-        failure: RequestFailure | None,
-    ) -> None:
-        self.requests.append(Recorded(method, name, elapsed, response_bytes, failure))
-
-    def record_exception(self, task: str, error_type: str, message: str, location: str) -> None:
-        self.exceptions.append((task, error_type, message, location))
-
-    @property
-    def names(self) -> list[str]:
-        return [r.name for r in self.requests]
-
-    @property
-    def kinds(self) -> list[str | None]:
-        return [None if r.failure is None else r.failure.kind for r in self.requests]
 
 
 SessionFactory = Callable[..., HttpSession]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import resource
 
 from phalanx.core.results import ErrorKind
@@ -48,31 +49,34 @@ async def test_a_connection_beyond_the_limit_fails_and_frees_up_after_close(
     assert recorder.kinds == [None, ErrorKind.CONNECTION_LIMIT, None]
 
 
-async def test_a_cancelled_close_still_gives_every_unit_back(target, make_session):
-    import asyncio
+class WatchedBudget(ConnectionBudget):
+    """A budget whose ``emptied`` event fires when the last unit comes back."""
 
-    budget = ConnectionBudget(4)
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.emptied = asyncio.Event()
+
+    def release(self) -> None:
+        super().release()
+        if self.open == 0:
+            self.emptied.set()
+
+
+async def test_a_cancelled_close_still_gives_every_unit_back(target, make_session):
+    budget = WatchedBudget(4)
     session = make_session(target.url, connections=budget)
     assert (await session.get("/")).status_code == 200
     assert budget.open == 1
     closing = asyncio.ensure_future(session.close())
     await asyncio.sleep(0)
     closing.cancel()
-    for _ in range(200):  # bounded: the transport goes within a few loop turns
-        if budget.open == 0:
-            break
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(budget.emptied.wait(), timeout=5)
     assert budget.open == 0
 
 
 async def test_a_connection_the_server_closes_gives_its_unit_back(target, make_session):
-    import asyncio
-
-    budget = ConnectionBudget(4)
+    budget = WatchedBudget(4)
     session = make_session(target.url, connections=budget)
     assert (await session.get("/close")).status_code == 200  # Connection: close
-    for _ in range(200):
-        if budget.open == 0:
-            break
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(budget.emptied.wait(), timeout=5)
     assert budget.open == 0

@@ -5,24 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from tests.support.fakes import FakeRecorder
 
 from phalanx import TargetNotAllowed, User, task
-from phalanx.core.results import ErrorKind, RequestFailure
+from phalanx.core.results import ErrorKind
 from phalanx.http.options import HttpOptions
 from phalanx.scripting.context import UserContext
 from phalanx.security.scope import ScopeGuard
-
-
-class ListRecorder:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, str, RequestFailure | None]] = []
-
-    def record(self, method: str, name: str, elapsed: float, response_bytes: int,
-               failure: RequestFailure | None) -> None:
-        self.records.append((method, name, failure))
-
-    def record_exception(self, task: str, error_type: str, message: str, location: str) -> None:
-        raise AssertionError("not expected")
 
 
 class Grpc(User):
@@ -31,8 +20,8 @@ class Grpc(User):
         pass
 
 
-def user_with_scope(rules: list[str]) -> tuple[Grpc, ListRecorder]:
-    recorder = ListRecorder()
+def user_with_scope(rules: list[str]) -> tuple[Grpc, FakeRecorder]:
+    recorder = FakeRecorder()
     guard = ScopeGuard.from_rules(rules, default_host_url=None)
     context = UserContext(recorder=recorder, http_options=HttpOptions(scope=guard),
                           random=random.Random(1))
@@ -62,14 +51,13 @@ async def test_a_refusal_inside_measure_is_recorded_as_target_not_allowed() -> N
     with pytest.raises(TargetNotAllowed):
         async with user.measure("grpc", "GetItem"):
             await user.resolve_target("127.0.0.3", 50051)
-    [(method, name, failure)] = recorder.records
-    assert (method, name) == ("grpc", "GetItem")
-    assert failure is not None
-    assert failure.kind == ErrorKind.TARGET_NOT_ALLOWED
+    assert recorder.names == ["GetItem"]
+    assert recorder.requests[0].method == "grpc"
+    assert recorder.kinds == [ErrorKind.TARGET_NOT_ALLOWED]
 
 
 async def test_without_a_scope_everything_is_allowed() -> None:
-    user = Grpc(UserContext(recorder=ListRecorder(), random=random.Random(1)))
+    user = Grpc(UserContext(recorder=FakeRecorder(), random=random.Random(1)))
     user.check_target("http://127.0.0.9:1")
     assert await user.resolve_target("127.0.0.9", 1) == ["127.0.0.9"]
 

@@ -1,45 +1,5 @@
-"""Test doubles shared by the scripting tests (imported by conftest and test modules)."""
+"""Test doubles of the scripting tests: the shared ones from tests/support/fakes.py."""
 
-from __future__ import annotations
+from tests.support.fakes import FakeRecorder, RecordedException, RecordedRequest
 
-from dataclasses import dataclass
-
-from phalanx.core.results import RequestFailure
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    name: str
-    elapsed: float
-    response_bytes: int
-    failure: RequestFailure | None
-
-
-@dataclass(frozen=True)
-class RecordedException:
-    task: str
-    error_type: str
-    message: str
-    location: str
-
-
-class FakeRecorder:
-    """A RequestRecorder that keeps everything it is given."""
-
-    def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self.exceptions: list[RecordedException] = []
-
-    def record(
-        self,
-        method: str,
-        name: str,
-        elapsed: float,
-        response_bytes: int,
-        failure: RequestFailure | None,
-    ) -> None:
-        self.requests.append(RecordedRequest(method, name, elapsed, response_bytes, failure))
-
-    def record_exception(self, task: str, error_type: str, message: str, location: str) -> None:
-        self.exceptions.append(RecordedException(task, error_type, message, location))
+__all__ = ["FakeRecorder", "RecordedException", "RecordedRequest"]

@@ -78,6 +78,29 @@ def _reset_events() -> None:
     Events.started = Events.stopped = Events.tasks = 0
 
 
+class StatusWatch:
+    """The runner's ``on_update``: keeps every status and wakes tests waiting for one."""
+
+    def __init__(self) -> None:
+        self.seen: list[RunStatus] = []
+        self._waiting: list[tuple[Callable[[RunStatus], bool], asyncio.Event]] = []
+
+    def __call__(self, _snapshot: StatsSnapshot, status: RunStatus) -> None:
+        self.seen.append(status)
+        for predicate, event in self._waiting:
+            if predicate(status):
+                event.set()
+
+    async def until(self, predicate: Callable[[RunStatus], bool]) -> None:
+        """Return once a published status satisfies ``predicate`` (at most 10 s)."""
+        event = asyncio.Event()
+        self._waiting.append((predicate, event))
+        await asyncio.wait_for(event.wait(), timeout=10)
+
+
+FAST = 0.02  # stats interval of the tests that wait for a status
+
+
 def make_runner(
     on_update: Callable[[StatsSnapshot, RunStatus], None] | None = None,
 ) -> tuple[LocalRunner, Recorder]:
@@ -119,18 +142,17 @@ async def test_spawn_rate_paces_the_ramp() -> None:
 
 
 async def test_graceful_stop_cancels_waiting_users_at_once_and_runs_on_stop() -> None:
-    runner, _ = make_runner()
+    watch = StatusWatch()
+    runner, _ = make_runner(watch)
 
     async def stop_soon() -> None:
-        while Events.started < 3 and runner.status().users < 3:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        await watch.until(lambda status: status.users == 3)  # all up, waiting an hour
         runner.request_stop()
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(stop_soon())
         run = tg.create_task(runner.run(RunPlan((Sleeper,), users=3, spawn_rate=1000,
-                                                stop_timeout=30)))
+                                                stop_timeout=30, stats_interval=FAST)))
     result: RunResult = run.result()
     assert result.reason is StopReason.REQUESTED
     assert Events.stopped == 3
@@ -148,35 +170,36 @@ async def test_stop_timeout_cancels_a_busy_user() -> None:
 
 
 async def test_abort_stops_everything_at_once() -> None:
-    runner, _ = make_runner()
+    watch = StatusWatch()
+    runner, _ = make_runner(watch)
 
     async def abort_soon() -> None:
-        while runner.status().users < 2:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.users == 2)
         runner.request_stop()
         runner.abort()
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(abort_soon())
         run = tg.create_task(runner.run(RunPlan((Busy,), users=2, spawn_rate=1000,
-                                                stop_timeout=3600)))
+                                                stop_timeout=3600, stats_interval=FAST)))
     assert run.result().reason is StopReason.ABORTED
 
 
 async def test_change_target_ramps_down_while_running() -> None:
-    seen: list[RunStatus] = []
-    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+    watch = StatusWatch()
+    runner, _ = make_runner(watch)
 
     async def shrink() -> None:
-        while runner.status().users < 6:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.users == 6)
         runner.change_target(2, spawn_rate=1000)
+        await watch.until(lambda status: status.users == 2 and not status.stopping)
+        runner.request_stop()
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(shrink())
-        tg.create_task(runner.run(RunPlan((Sleeper,), users=6, spawn_rate=1000, run_time=0.4,
-                                          stats_interval=0.05)))
-    assert any(s.users == 2 and s.target_users == 2 for s in seen)
+        tg.create_task(runner.run(RunPlan((Sleeper,), users=6, spawn_rate=1000,
+                                          stats_interval=FAST)))
+    assert any(s.users == 2 and s.target_users == 2 for s in watch.seen)
     assert Events.stopped == 6
 
 
@@ -236,22 +259,20 @@ class Worker(User):
 
 @pytest.mark.parametrize("stop_timeout", [0.0, 5.0])
 async def test_ramp_down_of_busy_users_stops_exactly_the_surplus(stop_timeout: float) -> None:
-    seen: list[RunStatus] = []
-    runner, _ = make_runner(lambda _snap, status: seen.append(status))
+    watch = StatusWatch()
+    runner, _ = make_runner(watch)
 
     async def shrink() -> None:
-        while runner.status().users < 20:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.users == 20)
         runner.change_target(4, spawn_rate=10_000)
-        while runner.status().users != 4 or runner.status().stopping:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.users == 4 and not status.stopping)
         runner.request_stop()
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(shrink())
         run = tg.create_task(runner.run(RunPlan((Worker,), users=20, spawn_rate=10_000,
                                                 stop_timeout=stop_timeout,
-                                                stats_interval=0.05)))
+                                                stats_interval=FAST)))
     assert run.result().reason is StopReason.REQUESTED
     assert Events.stopped == 20  # on_stop ran for every user, busy or not
     assert run.result().status.users == 0
@@ -290,20 +311,19 @@ async def test_fixed_counts_below_the_requested_users_set_the_real_target() -> N
 
 
 async def test_a_second_stop_request_while_stopping_aborts() -> None:
-    runner, _ = make_runner()
+    watch = StatusWatch()
+    runner, _ = make_runner(watch)
 
     async def stop_twice() -> None:
-        while runner.status().users < 2:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.users == 2)
         runner.request_stop()
-        while runner.state is not RunState.STOPPING:
-            await asyncio.sleep(0.01)
+        await watch.until(lambda status: status.state is RunState.STOPPING)
         runner.request_stop()
 
     async with asyncio.TaskGroup() as tg:
         tg.create_task(stop_twice())
         run = tg.create_task(runner.run(RunPlan((Busy,), users=2, spawn_rate=1000,
-                                                stop_timeout=3600)))
+                                                stop_timeout=3600, stats_interval=FAST)))
     assert run.result().reason is StopReason.ABORTED
 
 

@@ -166,5 +166,15 @@ def test_credentials_in_a_class_host_are_refused_without_echoing_them(
         "class Shopper(HttpUser):",
         "class Shopper(HttpUser):\n    host = 'http://admin:hunter2pass@127.0.0.1:9'"))
     result = phalanx_cli("run", "-f", script)
-    assert_clean_error(result, "contains credentials")
+    assert_clean_error(result, "credentials (user:password@) in the host are refused")
     assert "hunter2pass" not in result.stderr + result.stdout
+
+
+def test_a_ca_file_that_is_not_pem_is_refused_before_any_load(
+    phalanx_cli: Cli, tmp_path: Path
+) -> None:
+    script = write(tmp_path, "s.py", GOOD)
+    bad_ca = write(tmp_path, "ca.pem", "not a certificate\n")
+    result = phalanx_cli("run", "-f", script, "--host", "https://127.0.0.1:9",
+                         "--ca-file", bad_ca)
+    assert_clean_error(result, "cannot load TLS ca_file")

@@ -17,7 +17,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -224,12 +223,15 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
         scope=scope,
         connections=budget,
     )
+    tls = TlsContexts()
+    if settings.ca_file:
+        tls.for_options(http_options)  # a CA file that cannot load stops here, not per request
     recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
     context = UserContext(
         recorder=recorder,
         host=settings.host,
         http_options=http_options,
-        tls=TlsContexts(),
+        tls=tls,
         tags=tags,
         exclude_tags=exclude,
         random=random.Random(settings.seed),  # noqa: S311 - load pacing, not cryptography
@@ -262,10 +264,11 @@ def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGua
     """The run's target scope guard; refuses (before any load) a class host outside it.
 
     Rules come from --allow-target; without any, the run may reach only its
-    --host, or, without --host, the hosts its classes declare.
+    --host, or, without --host, the hosts its classes declare (already checked
+    by ``validate_user_classes``: http(s), no credentials).
     """
     hosts = {cls.__name__: cls.effective_host(settings.host) for cls in classes}
-    declared = [host for host in hosts.values() if host and "@" not in urlsplit(host).netloc]
+    declared = [host for host in hosts.values() if host]
     rules = list(settings.allow_targets)
     if not rules and not settings.host:
         rules = sorted(set(declared))
@@ -276,11 +279,6 @@ def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGua
     for name, host in hosts.items():
         if not host:
             continue
-        if "@" in urlsplit(host).netloc:
-            raise ConfigError(
-                f"the host of {name} contains credentials (user:password@); they are refused "
-                "in host URLs: send them from the script (headers or phalanx.secrets)"
-            )
         decision = guard.check_url(host)
         if not decision.allowed:
             raise ConfigError(

@@ -150,16 +150,16 @@ def _host(raw: object) -> str | None:
     text = str(raw).strip()
     if not text:
         return None
+    if "@" in text:  # checked first, and the value is never echoed: it may hold a password
+        raise ValueError(
+            "credentials (user:password@) in the host URL are refused; "
+            "send them from the script (headers or phalanx secrets)"
+        )
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"{text!r} must be an http:// or https:// URL")
     if not parts.hostname:
         raise ValueError(f"{text!r} has no host name")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError(
-            f"{parts.scheme}://…@{parts.hostname}: credentials in the host URL are refused; "
-            "send them from the script (headers or phalanx secrets)"
-        )
     try:
         _ = parts.port
     except ValueError:

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,11 +44,11 @@ from phalanx.engine.health import (
     HealthTracker,
     LoopWatchdog,
     MemoryGuard,
-    is_user_frame,
     resident_bytes,
 )
 from phalanx.http.budget import ConnectionBudget
 from phalanx.scripting.context import UserContext
+from phalanx.scripting.reporting import describe_exception, exception_location, report_exception
 from phalanx.scripting.shape import LoadShape, check_tick
 from phalanx.scripting.user import User
 from phalanx.stats import Aggregator, Recorder, StatsSnapshot
@@ -391,7 +390,7 @@ class LocalRunner:
         try:
             raw = shape.tick()
         except Exception as exc:
-            self._shape_failed(name, exc, _script_location(exc))
+            self._shape_failed(name, exc, exception_location(exc))
             return None
         try:
             tick = check_tick(raw, name)
@@ -405,10 +404,10 @@ class LocalRunner:
         return tick
 
     def _shape_failed(self, name: str, exc: Exception, location: str) -> None:
-        self._recorder.record_exception(f"{name}.tick", type(exc).__name__, str(exc)[:4096],
-                                        location)
+        error_type, message = describe_exception(exc)
+        self._recorder.record_exception(f"{name}.tick", error_type, message, location)
         log.error("load shape %s failed at %s, stopping the run: %s: %s",
-                  name, location, type(exc).__name__, exc)
+                  name, location, error_type, message)
         self._stop_reason = StopReason.SHAPE_ERROR
 
     def _next_ramp_due(self, now: float) -> float | None:
@@ -453,11 +452,8 @@ class LocalRunner:
         try:
             await user.run()
         except (Exception, SystemExit) as exc:  # escaped the user's own handling
-            self._recorder.record_exception(
-                name, type(exc).__name__, str(exc)[:4096], _script_location(exc)
-            )
-            log.error("a %s user stopped on an unexpected error: %s: %s",
-                      name, type(exc).__name__, exc)
+            # Recorded like a task's exception, logged once per (class, type) in the run.
+            report_exception(self._context, name, exc)
         finally:
             self._forget(name, user)
 
@@ -575,13 +571,3 @@ class LocalRunner:
     @property
     def latest(self) -> StatsSnapshot | None:
         return self._latest
-
-
-def _script_location(exc: BaseException) -> str:
-    """``file:line`` of the innermost frame of ``exc`` in user code (else the innermost)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
-        if is_user_frame(frame.filename):
-            return f"{frame.filename}:{frame.lineno}"
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-

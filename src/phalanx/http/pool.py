@@ -107,17 +107,19 @@ class OriginPool:
         else:
             self._open += 1
         # This call owns one slot of _open from here on.
-        budget = self._budget
+        budget: ConnectionBudget | None = None  # set only once a unit is really reserved
         try:
             if self._closed:
                 raise TransportError(RequestFailure(ErrorKind.OTHER, "the session is closed"))
             admit_host(self.origin, self._scope)  # a forbidden target is that, not a full budget
-            if budget is not None and not budget.reserve():
-                limit, budget = budget.limit, None  # nothing reserved, nothing to give back
-                raise TransportError(RequestFailure(
-                    ErrorKind.CONNECTION_LIMIT,
-                    f"the run's limit of {limit} open connections is reached (--max-connections)",
-                ))
+            if self._budget is not None:
+                if not self._budget.reserve():
+                    raise TransportError(RequestFailure(
+                        ErrorKind.CONNECTION_LIMIT,
+                        f"the run's limit of {self._budget.limit} open connections is reached "
+                        "(--max-connections)",
+                    ))
+                budget = self._budget
             connection = await open_connection(
                 self._loop,
                 self.origin,

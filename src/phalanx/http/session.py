@@ -496,10 +496,9 @@ class HttpSession:
         return pool
 
     def _record(self, method: str, name: str, response: Response) -> None:
-        failure = response.error
-        if failure is None and response.status_code >= 400:
-            failure = _outcome(response)
-        self._recorder.record(method, name, response.elapsed, response.wire_bytes, failure)
+        self._recorder.record(
+            method, name, response.elapsed, response.wire_bytes, _outcome(response)
+        )
 
 
 def _stale(connection: HttpConnection, failure: Response | RequestFailure, method: str) -> bool:
@@ -558,9 +557,9 @@ class RequestCall:
         self._catch = False
         self._deferred = False  # record the final hop on block exit, not at once
         if options:
-            unknown = options.keys() - _OPTION_NAMES
-            if unknown:
-                raise TypeError(f"unexpected request argument(s): {', '.join(sorted(unknown))}")
+            if not _OPTION_NAMES.issuperset(options):
+                unknown = sorted(options.keys() - _OPTION_NAMES)
+                raise TypeError(f"unexpected request argument(s): {', '.join(unknown)}")
             self._catch = bool(options.get("catch_response"))
         self._response: Response | None = None
         self._final: tuple[str, str] = (method, "")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phalanx.core.errors import ScriptError
+from phalanx.scripting.reporting import describe_exception
 from phalanx.scripting.shape import LoadShape
 from phalanx.scripting.task import declared_tasks, is_plain_function
 from phalanx.scripting.taskset import TaskSet
@@ -142,7 +143,7 @@ def _import_error(exc: BaseException, shown: str) -> ScriptError:
     if isinstance(exc, SystemExit):
         what = f"the script called sys.exit({exc.code!r}) while being imported"
     else:
-        message = str(exc).strip()
+        message = describe_exception(exc)[1].strip()
         what = f"error while importing the script: {type(exc).__name__}: {message}".rstrip(": ")
     if frames and frames[-1][0] != shown and line is not None:
         what += f" (raised in {frames[-1][0]}:{frames[-1][1]})"

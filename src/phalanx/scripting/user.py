@@ -353,6 +353,9 @@ def validate_user_classes(classes: Iterable[type[User]], run_host: str | None) -
             host = cls.effective_host(run_host)
             if not host:
                 problems.append(_no_host_message(cls))
+            elif "@" in host:  # never echoed: it may hold a password
+                problems.append(f"{name}: credentials (user:password@) in the host are refused; "
+                                "send them from the script (headers or phalanx.secrets)")
             elif not _is_http_url(host):
                 problems.append(f"{name}: host {host!r} is not an http:// or https:// URL")
         weight: object = cls.weight

@@ -376,3 +376,30 @@ async def test_the_stop_timeout_never_cuts_on_stop_of_a_user_that_finished_its_t
                                       stop_timeout=0.2))
     assert result.reason is StopReason.RUN_TIME
     assert Events.stopped == 3
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class BrokenRelease(User):
+    """An error escapes the user's own handling, and even printing it fails."""
+
+    wait_time = constant(3600)
+
+    @task
+    async def work(self) -> None:
+        pass
+
+    async def _release(self) -> None:
+        raise Unprintable
+
+
+async def test_an_unprintable_error_escaping_a_user_is_recorded_and_the_run_goes_on() -> None:
+    runner, _ = make_runner()
+    result = await runner.run(RunPlan((BrokenRelease,), users=2, spawn_rate=1000, run_time=0.1))
+    assert result.reason is StopReason.RUN_TIME
+    [exc] = result.snapshot.exceptions
+    assert (exc.error_type, exc.count) == ("Unprintable", 2)
+    assert "unprintable" in exc.message

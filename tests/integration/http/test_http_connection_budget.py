@@ -80,3 +80,17 @@ async def test_a_connection_the_server_closes_gives_its_unit_back(target, make_s
     assert (await session.get("/close")).status_code == 200  # Connection: close
     await asyncio.wait_for(budget.emptied.wait(), timeout=5)
     assert budget.open == 0
+
+
+async def test_refused_targets_never_lower_the_count(target, make_session):
+    from phalanx.security.scope import ScopeGuard
+
+    budget = ConnectionBudget(2)
+    guard = ScopeGuard.from_rules([], default_host_url=target.url)
+    session = make_session(target.url, connections=budget, scope=guard)
+    assert (await session.get("/")).status_code == 200
+    for _ in range(3):
+        refused = await session.get("http://127.0.0.2:9/")
+        assert refused.error is not None
+        assert refused.error.kind == ErrorKind.TARGET_NOT_ALLOWED
+    assert budget.open == 1

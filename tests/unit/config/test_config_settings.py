@@ -77,7 +77,7 @@ def test_config_file_path_can_come_from_the_environment(tmp_path: Path) -> None:
         ({"spawn_rate": "nan"}, "--spawn-rate: expected a finite number"),
         ({"host": "ftp://x"}, "--host: 'ftp://x' must be an http:// or https:// URL"),
         ({"host": "http://"}, "has no host name"),
-        ({"host": "http://user:pw@example.test"}, "credentials in the host URL are refused"),
+        ({"host": "http://user:pw@example.test"}, "in the host URL are refused"),
         ({"host": "http://h:99999"}, "invalid port"),
         ({"run_time": "forever"}, "--run-time: 'forever' is not a duration"),
         ({"max_fail_ratio": "2"}, "--max-fail-ratio: must be at most 1"),
@@ -172,3 +172,11 @@ def test_memory_sizes_parse(text: str, size: int | None) -> None:
 def test_bad_memory_sizes_are_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="--max-memory"):
         build(cli={"max_memory": text})
+
+
+@pytest.mark.parametrize("host", ["admin:hunter2@example.test", "http://admin:hunter2@h.test"])
+def test_credentials_in_the_host_are_refused_without_echoing_them(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(cli={"host": host})
+    assert "credentials" in str(info.value)
+    assert "hunter2" not in str(info.value)

@@ -22,10 +22,14 @@ def entries_by_key(delta: StatsDelta) -> dict[tuple[str, str], tuple[int, int, i
     }
 
 
-def test_recorder_satisfies_the_request_recorder_protocol() -> None:
-    recorder: RequestRecorder = Recorder(0.0)
+def test_recorder_through_the_request_recorder_protocol_counts_what_it_is_given() -> None:
+    recorder: RequestRecorder = Recorder(0.0)  # mypy checks the protocol; this the behaviour
     recorder.record("GET", "/", 0.1, 10, None)
     recorder.record_exception("task", "ValueError", "bad", "script.py:3")
+    assert isinstance(recorder, Recorder)
+    delta = recorder.take_delta(1.0)
+    assert [(e.name, e.num_requests, e.response_bytes) for e in delta.entries] == [("/", 1, 10)]
+    assert [(e.task, e.count) for e in delta.exceptions] == [("task", 1)]
 
 
 def test_requests_failures_and_bytes_are_counted_per_method_and_name() -> None:

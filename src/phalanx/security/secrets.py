@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from phalanx.core.errors import PhalanxError
-from phalanx.security.redaction import Redactor
+from phalanx.security.redaction import MIN_SECRET_LENGTH, Redactor
 
 __all__ = ["ENV_PREFIX", "SecretError", "SecretStore"]
 
@@ -83,7 +83,13 @@ class SecretStore:
                 raise SecretError(f"secret {name!r}: environment variable {variable} is empty")
         else:
             value = self._from_files(name, variable)
-        self._redactor.add_secret(value)
+        if not self._redactor.add_secret(value):
+            # Handing out a value that cannot be masked would let it reach every output.
+            raise SecretError(
+                f"secret {name!r} ({variable} or its file) is shorter than "
+                f"{MIN_SECRET_LENGTH} characters (or only whitespace): too short to be masked "
+                "safely in outputs, so it is refused"
+            )
         return value
 
     def _from_files(self, name: str, variable: str) -> str:

@@ -274,7 +274,9 @@ async def test_a_cancelled_recv_loses_no_message(keys: KeyDir) -> None:
     async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
             WorkerSocket(master.endpoint, keys.curve_client("w1")) as worker:
         waiting = asyncio.ensure_future(master.recv(timeout=WAIT))
-        await asyncio.sleep(0)
+        for _ in range(3):  # let recv pass its leading yield and park on the socket poll
+            await asyncio.sleep(0)
+        assert not waiting.done()
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting

@@ -196,3 +196,10 @@ def test_values_returned_are_registered_with_the_redactor(secrets_dir: Path) -> 
     secrets.get("file-secret")
     text = "got env-secret-value and file-secret-value"
     assert redactor.redact_text(text) == f"got {MASK} and {MASK}"
+
+
+@pytest.mark.parametrize("value", ["123", "   "])
+def test_a_secret_too_short_to_mask_is_refused(value: str) -> None:
+    store = SecretStore({"PHALANX_SECRET_PIN": value}, None, Redactor())
+    with pytest.raises(SecretError, match="too short to be masked"):
+        store.get("pin")

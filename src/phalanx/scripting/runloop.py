@@ -88,28 +88,12 @@ async def run_hook(
     return True
 
 
-def wait_seconds(owner: User | TaskSet, user: User) -> float:
-    """Ask ``owner.wait_time()``; a broken wait time is reported and stops the user.
-
-    ``StopUser`` propagates, and so does ``InterruptTaskSet`` from a TaskSet's
-    wait time; any other exception is reported and turned into ``StopUser``.
+def _checked_seconds(owner: User | TaskSet, user: User, seconds: Any) -> float:
+    """``seconds`` (a ``wait_time()`` result off ``task_loop``'s fast path) made valid.
 
     Negative values count as 0 and values are capped at :data:`MAX_WAIT`; a
-    non-number or NaN is an error.
+    non-number or NaN is an error, reported, and stops the user.
     """
-    wait_time: Any = owner.wait_time
-    try:
-        seconds = wait_time()
-    except Exception as exc:
-        _wait_time_failed(owner, user, exc)
-    if type(seconds) is float and 0.0 <= seconds <= MAX_WAIT:
-        return seconds  # the common case, checked cheaply
-    return _checked_seconds(owner, user, seconds)
-
-
-def _checked_seconds(owner: User | TaskSet, user: User, seconds: Any) -> float:
-    """``seconds`` (a ``wait_time()`` result off the fast path) made valid, as
-    :func:`wait_seconds` says; a non-number is reported and stops the user."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
         try:
             raise TypeError(f"wait_time() must return a number of seconds, got {seconds!r}")
@@ -119,8 +103,8 @@ def _checked_seconds(owner: User | TaskSet, user: User, seconds: Any) -> float:
 
 
 def _wait_time_failed(owner: User | TaskSet, user: User, exc: Exception) -> NoReturn:
-    """Handle an exception of ``wait_time()`` as :func:`wait_seconds` says: re-raise
-    ``StopUser`` (and a TaskSet's ``InterruptTaskSet``), else report it and stop the user."""
+    """Handle an exception of ``wait_time()``: re-raise ``StopUser`` (and a TaskSet's
+    ``InterruptTaskSet``), else report it and stop the user."""
     if isinstance(exc, StopUser) or (isinstance(exc, InterruptTaskSet) and owner is not user):
         raise exc  # StopUser anywhere; interrupt() from a TaskSet's wait_time
     report_exception(user.context, hook_name(owner, "wait_time"), exc)
@@ -176,7 +160,7 @@ async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None
         if skip_wait:
             seconds = 0.0
         else:
-            # wait_seconds(), inline on its fast path (same checks, same errors).
+            # A float in range is the common case; anything else goes to _checked_seconds.
             wait_time = owner.wait_time
             try:
                 seconds = wait_time()

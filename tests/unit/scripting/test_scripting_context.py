@@ -11,7 +11,7 @@ from scripting_fakes import FakeRecorder
 from phalanx import User, task
 from phalanx.scripting.context import ONCE_KEYS_LIMIT, RunMemo, UserContext
 from phalanx.scripting.reporting import describe_exception, exception_location
-from phalanx.scripting.runloop import MAX_WAIT, wait_seconds
+from phalanx.scripting.runloop import MAX_WAIT, _checked_seconds
 
 
 def test_context_is_frozen_and_each_context_has_its_own_memo(recorder: FakeRecorder) -> None:
@@ -70,4 +70,5 @@ def test_wait_values_are_capped_and_floored(
         async def work(self) -> None: ...
 
     user = Odd(context)
-    assert wait_seconds(user, user) == expected
+    # what task_loop does with a wait_time() result that is not a float in range
+    assert _checked_seconds(user, user, user.wait_time()) == expected

@@ -23,6 +23,7 @@ dropped), so a hostile target cannot grow a simulated user without bound.
 from __future__ import annotations
 
 import calendar
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -265,6 +266,7 @@ def _parse_set_cookie(header: str, url: Url, now: float) -> Cookie | None:
     )
 
 
+@functools.lru_cache(maxsize=256)  # asked per cookie per request for subdomain matches
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -36,7 +36,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     from phalanx.cli import keys as keys_command
+    from phalanx.cli import master as master_command
     from phalanx.cli import run as run_command
+    from phalanx.cli import worker as worker_command
 
     parser = Parser(
         prog="phalanx",
@@ -46,6 +48,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"phalanx {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     run_command.add_parser(commands)
+    master_command.add_parser(commands)
+    worker_command.add_parser(commands)
     keys_command.add_parser(commands)
     return parser
 

@@ -16,14 +16,15 @@ import random
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from phalanx import secrets
+from phalanx.cli.options import add_option_arguments, cli_values
 from phalanx.cli.view import TerminalView
-from phalanx.config.settings import OPTIONS, Settings, build_settings
+from phalanx.config.settings import Settings, build_settings
 from phalanx.core.errors import ConfigError, PhalanxError, ScriptError
 from phalanx.engine.health import physical_memory_bytes
 from phalanx.engine.runner import LocalRunner, RunPlan, RunResult, RunState
@@ -53,6 +54,7 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("file", "host", "allow_targets", "user_classes", "tags", "exclude_tags")),
     ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
+    ("several processes", ("processes", "expect_workers_timeout")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
      ("max_users", "max_spawn_rate", "max_memory", "max_connections", "secrets_dir",
@@ -86,40 +88,35 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    options = {option.name: option for option in OPTIONS}
-    for title, names in _SECTIONS:
-        group = parser.add_argument_group(title)
-        for name in names:
-            option = options[name]
-            if option.positional:
-                group.add_argument(
-                    name, nargs="*", metavar=option.metavar, help=option.help,
-                    default=argparse.SUPPRESS,
-                )
-            else:
-                group.add_argument(
-                    *option.flags, dest=name, metavar=option.metavar, help=option.help,
-                    default=argparse.SUPPRESS, action="append" if option.repeatable else "store",
-                )
-    parser.add_argument(
-        "--config", metavar="FILE", default=None,
-        help="read settings from this TOML file (also PHALANX_CONFIG)",
-    )
+    add_option_arguments(parser, _SECTIONS)
     parser.set_defaults(handler=handle)
-
-
-def _cli_values(args: argparse.Namespace) -> dict[str, object]:
-    names = {option.name for option in OPTIONS}
-    values = {key: value for key, value in vars(args).items() if key in names}
-    if values.get("user_classes") == []:
-        del values["user_classes"]
-    return values
 
 
 def handle(args: argparse.Namespace) -> int:
     settings, warnings = build_settings(
-        cli=_cli_values(args), environ=os.environ, config_file=args.config
+        cli=cli_values(args), environ=os.environ, config_file=args.config
     )
+    console, view, redactor = set_up_output(settings, warnings)
+    try:
+        with secrets.using(secret_store(settings, redactor)):
+            if settings.processes:
+                from phalanx.cli.master import run_local_cluster
+
+                script, result = run_local_cluster(settings, view, redactor)
+            else:
+                prepared = prepare(settings, redactor)
+                script = prepared.script
+                result = run_until_done(prepared, settings, view)
+    except PhalanxError as exc:
+        # An import error of the script may quote a secret it already read: mask it.
+        exc.args = (redactor.redact_text(str(exc)),)
+        raise
+    return finish(settings, script, result, console, view, redactor)
+
+
+def set_up_output(settings: Settings,
+                  warnings: list[str]) -> tuple[Console, TerminalView, Redactor]:
+    """The console, the terminal view and logging (through a redacting formatter)."""
     # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs can be wide.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
     console = Console(stderr=False, highlight=False, width=width)
@@ -127,43 +124,57 @@ def handle(args: argparse.Namespace) -> int:
     redactor = Redactor()
     # With the live view, logs go through its console so they print above it, not into it.
     log_console = console if live else Console(stderr=True, highlight=False, width=width)
-    _configure_logging(settings, log_console, redactor)
+    configure_logging(settings, log_console, redactor)
     for warning in warnings:
         log.warning("%s", warning)
-    store = SecretStore(
-        os.environ, Path(settings.secrets_dir) if settings.secrets_dir else None, redactor
-    )
-    try:
-        with secrets.using(store):
-            prepared = prepare(settings, redactor)
-            view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
-            result = run_until_done(prepared, settings, view)
-    except PhalanxError as exc:
-        # An import error of the script may quote a secret it already read: mask it.
-        exc.args = (redactor.redact_text(str(exc)),)
-        raise
+    view = TerminalView(console, live=live, summary_interval=settings.summary_interval)
+    return console, view, redactor
+
+
+def finish(settings: Settings, script: LoadedScript, result: RunResult, console: Console,
+           view: TerminalView, redactor: Redactor) -> int:
+    """Verdict, summary table, --json/--csv; the exit code."""
     verdict = evaluate(result.snapshot, VerdictPolicy(max_fail_ratio=settings.max_fail_ratio))
     view.summary(result.snapshot, verdict, result.reason.value, result.health)
-    if not write_outputs(settings, prepared.script, result, verdict, console, redactor):
+    if not write_outputs(settings, script, result, verdict, console, redactor):
         return EXIT_USAGE
     return verdict.exit_code
+
+
+def secret_store(settings: Settings, redactor: Redactor) -> SecretStore:
+    """Secrets from PHALANX_SECRET_* and --secrets-dir, each registered for masking."""
+    return SecretStore(
+        os.environ, Path(settings.secrets_dir) if settings.secrets_dir else None, redactor
+    )
 
 
 class RedactingFormatter(logging.Formatter):
     """Formats a record (traceback included), then masks secrets in the whole text."""
 
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__("%(message)s")
+    def __init__(self, redactor: Redactor, fmt: str = "%(message)s") -> None:
+        super().__init__(fmt)
         self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
         return self._redactor.redact_text(super().format(record))
 
 
-def _configure_logging(settings: Settings, console: Console, redactor: Redactor) -> None:
-    """One handler on the root logger: phalanx's logs and the script's own go through it."""
-    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False)
-    handler.setFormatter(RedactingFormatter(redactor))
+def configure_logging(settings: Settings, console: Console, redactor: Redactor, *,
+                      plain: bool = False) -> None:
+    """One handler on the root logger: phalanx's logs and the script's own go through it.
+
+    ``plain``: one unwrapped line per record (``time level logger: message``),
+    for log collectors and for a master relaying a local worker's lines.
+    """
+    handler: logging.Handler
+    if plain:
+        handler = logging.StreamHandler(console.file)
+        formatter = RedactingFormatter(redactor, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        handler = RichHandler(console=console, show_path=False, markup=False,
+                              rich_tracebacks=False)
+        formatter = RedactingFormatter(redactor)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -187,6 +198,38 @@ class Prepared:
 
 def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     """Load and check the script and build the run; raises PhalanxError on any mistake."""
+    script, classes = load_classes(settings)
+    scope = build_scope(settings, classes)
+    check_outputs(settings)
+    recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
+    context, budget = build_context(settings, settings.host, scope, recorder)
+    shape = script.shape_class() if script.shape_class is not None else None
+    plan = RunPlan(
+        user_classes=classes,
+        users=settings.users,
+        spawn_rate=settings.spawn_rate,
+        run_time=settings.run_time,
+        stop_timeout=settings.stop_timeout,
+        stats_interval=settings.stats_interval,
+        shape=shape,
+        max_users=settings.max_users,
+        max_spawn_rate=settings.max_spawn_rate,
+        max_memory=settings.max_memory or default_memory_limit(),
+        connections=budget,
+    )
+    return Prepared(script, classes, context, recorder, plan)
+
+
+_LATER = "http://host-named-later"
+
+
+def load_classes(settings: Settings, *, host_known: bool = True,
+                 ) -> tuple[LoadedScript, tuple[type[User], ...]]:
+    """The script and the User classes to run (selected, tag-filtered, validated).
+
+    ``host_known=False`` (a worker: its master names the host later) skips the
+    check that every class has a host.
+    """
     if not settings.file:
         raise ConfigError("no script given: use -f SCRIPT (or `file` in the config file)")
     script = load_script(settings.file)
@@ -205,16 +248,20 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
         classes = tuple(cls for cls in classes if cls not in empty)
         if not classes:
             raise ConfigError("no task matches the given --tags/--exclude-tags")
-    problems = validate_user_classes(classes, settings.host)
+    # A worker checks the host part again for each Start (see phalanx.cli.worker).
+    problems = validate_user_classes(classes, settings.host if host_known else _LATER)
     if problems:
         raise ScriptError("; ".join(problems), path=str(script.path))
-    scope = build_scope(settings, classes)
+    return script, classes
+
+
+def build_context(settings: Settings, host: str | None, scope: ScopeGuard,
+                  recorder: Recorder) -> tuple[UserContext, ConnectionBudget]:
+    """The users' shared context (HTTP timeouts, TLS, scope) and its connection cap."""
     raise_descriptor_limit()
     budget = ConnectionBudget(settings.max_connections or default_connection_limit())
     if settings.ca_file and not Path(settings.ca_file).is_file():
         raise ConfigError(f"--ca-file {settings.ca_file}: no such file")
-    _check_output_dir("--json", settings.json)
-    _check_output_dir("--csv", settings.csv)
     http_options = HttpOptions(
         connect_timeout=settings.connect_timeout,
         total_timeout=settings.request_timeout,
@@ -226,32 +273,17 @@ def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     tls = TlsContexts()
     if settings.ca_file:
         tls.for_options(http_options)  # a CA file that cannot load stops here, not per request
-    recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
     context = UserContext(
         recorder=recorder,
-        host=settings.host,
+        host=host,
         http_options=http_options,
         tls=tls,
-        tags=tags,
-        exclude_tags=exclude,
+        tags=frozenset(settings.tags) or None,
+        exclude_tags=frozenset(settings.exclude_tags) or None,
         random=random.Random(settings.seed),  # noqa: S311 - load pacing, not cryptography
         logger=logging.getLogger("phalanx.user"),
     )
-    shape = script.shape_class() if script.shape_class is not None else None
-    plan = RunPlan(
-        user_classes=classes,
-        users=settings.users,
-        spawn_rate=settings.spawn_rate,
-        run_time=settings.run_time,
-        stop_timeout=settings.stop_timeout,
-        stats_interval=settings.stats_interval,
-        shape=shape,
-        max_users=settings.max_users,
-        max_spawn_rate=settings.max_spawn_rate,
-        max_memory=settings.max_memory or default_memory_limit(),
-        connections=budget,
-    )
-    return Prepared(script, classes, context, recorder, plan)
+    return context, budget
 
 
 def default_memory_limit() -> int | None:
@@ -288,6 +320,11 @@ def build_scope(settings: Settings, classes: tuple[type[User], ...]) -> ScopeGua
     return guard
 
 
+def check_outputs(settings: Settings) -> None:
+    _check_output_dir("--json", settings.json)
+    _check_output_dir("--csv", settings.csv)
+
+
 def _check_output_dir(flag: str, path: str | None) -> None:
     """Refuse before the run, not after it, an output that cannot be written."""
     if not path:
@@ -309,7 +346,7 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
         runner = LocalRunner(
             prepared.context, prepared.recorder, Aggregator(start=0.0), on_update=view.update
         )
-        _install_signals(runner)
+        install_signals(runner)
         shape = prepared.plan.shape
         load = (
             f"load shape {type(shape).__name__}" if shape is not None
@@ -326,13 +363,25 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
         return uvloop.run(main())
 
 
-def _install_signals(runner: LocalRunner) -> None:
+class Stoppable(Protocol):
+    """What signal handling needs of a runner (local or the cluster's master)."""
+
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def stop_requested(self) -> bool: ...
+    def request_stop(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def install_signals(runner: Stoppable) -> None:
     """First SIGINT/SIGTERM: graceful stop; a second one, or one while stopping: stop now."""
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
-        if runner.state in (RunState.SPAWNING, RunState.RUNNING) and not runner.stop_requested:
+        if runner.state in (RunState.READY, RunState.SPAWNING, RunState.RUNNING) \
+                and not runner.stop_requested:
             log.warning("%s: stopping gracefully (press Ctrl-C again to stop at once)", name)
             runner.request_stop()
         else:

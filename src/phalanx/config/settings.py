@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,22 @@ class Settings:
     max_connections: int | None = None
     seed: int | None = None
     log_level: str = "INFO"
+    # distributed mode (phalanx master / worker / run --processes)
+    bind: str = "tcp://127.0.0.1:5557"
+    master: str | None = None
+    keys: str | None = None
+    worker_name: str = "w1"
+    expect_workers: int = 1
+    expect_workers_timeout: float = 60.0
+    heartbeat_timeout: float = 10.0
+    master_timeout: float = 10.0
+    report_interval: float = 2.0
+    max_workers: int = 1_000
+    max_users_per_worker: int = 100_000
+    max_worker_message_rate: float = 50.0
+    processes: int | None = None
+    insecure_plaintext: bool = False
+    headless: bool = False
     config_file: str | None = field(default=None, compare=False)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -174,6 +191,68 @@ def _text(raw: object) -> str | None:
     return text or None
 
 
+def _flag(raw: object) -> bool:
+    """A switch: true/false, yes/no, on/off, 1/0 (a bare flag on the command line is true)."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+_ENDPOINT_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|\*")
+
+
+def _endpoint(raw: object) -> str | None:
+    """``HOST:PORT`` (tcp), ``tcp://HOST:PORT`` or ``ipc:///path`` as a ZeroMQ endpoint."""
+    text = _text(raw)
+    if text is None:
+        return None
+    if text.startswith("ipc://"):
+        if len(text) == len("ipc://") or text.startswith("ipc://@"):
+            raise ValueError(f"{text!r}: give a socket file path, e.g. ipc:///run/phalanx/m.sock")
+        return text
+    if "://" in text and not text.startswith("tcp://"):
+        raise ValueError(f"{text!r}: use HOST:PORT, tcp://HOST:PORT or ipc:///PATH")
+    address = text.removeprefix("tcp://")
+    host, sep, port = address.rpartition(":")
+    if not sep or not _ENDPOINT_HOST.fullmatch(host) or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r}: expected HOST:PORT with a port in 1-65535")
+    return f"tcp://{host}:{int(port)}"
+
+
+def _required_endpoint(raw: object) -> str:
+    value = _endpoint(raw)
+    if value is None:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _worker_label(raw: object) -> str:
+    text = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise ValueError(f"{text!r}: use letters, digits, '_', '.', '-' (at most 64)")
+    return text
+
+
+def _heartbeat_timeout(raw: object) -> float:
+    value = _duration(raw)
+    if not 3.0 <= value <= 600.0:
+        raise ValueError(f"must be between 3s and 10m, got {raw!r}")
+    return value
+
+
+def _master_timeout(raw: object) -> float:
+    value = _duration(raw)
+    if not 1.0 <= value <= 60.0:
+        raise ValueError(f"must be between 1s and 60s, got {raw!r}")
+    return value
+
+
 def _name_list(raw: object) -> tuple[str, ...]:
     items = [str(item) for item in raw] if isinstance(raw, list | tuple) else str(raw).split(",")
     names = tuple(item.strip() for item in items if item.strip())
@@ -242,6 +321,7 @@ class Option:
     metavar: str | None = None
     positional: bool = False
     repeatable: bool = False
+    switch: bool = False  # a flag without a value on the command line (``--insecure-plaintext``)
 
     @property
     def env_var(self) -> str:
@@ -322,6 +402,50 @@ OPTIONS: tuple[Option, ...] = (
            ("--seed",), "N"),
     Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
            "log level (default INFO)", ("-L", "--log-level"), "LEVEL"),
+    Option("bind", _required_endpoint,
+           "where the master listens for workers: HOST:PORT, tcp://HOST:PORT or ipc:///PATH "
+           "(default 127.0.0.1:5557; any other address needs CURVE keys, see --keys)",
+           ("--bind",), "ADDRESS"),
+    Option("master", _endpoint, "the master to join: HOST:PORT, tcp://HOST:PORT or ipc:///PATH",
+           ("--master",), "ADDRESS"),
+    Option("keys", _text, "keys directory (phalanx keys init): the master reads master.key and "
+           "authorized_workers; a worker reads master.key.pub and workers/NAME.key",
+           ("--keys",), "DIR"),
+    Option("worker_name", _worker_label,
+           "this worker's key name in the keys directory (workers/NAME.key; default w1)",
+           ("--name",), "NAME"),
+    Option("expect_workers", _int_at_least(1),
+           "wait for this many workers before starting the load (default 1)",
+           ("--expect-workers",), "N"),
+    Option("expect_workers_timeout", _positive_duration,
+           "give up (exit 2) if the expected workers have not joined by then (default 60s)",
+           ("--expect-workers-timeout",), "DURATION"),
+    Option("heartbeat_timeout", _heartbeat_timeout,
+           "a worker silent this long is marked missing and its users go to the others "
+           "(default 10s)", ("--heartbeat-timeout",), "DURATION"),
+    Option("master_timeout", _master_timeout,
+           "a worker that has not heard its master for this long stops all its load "
+           "(default 10s, at most 60s)", ("--master-timeout",), "DURATION"),
+    Option("report_interval", _float_range(0.2, maximum=60.0),
+           "seconds between a worker's stats reports to the master (default 2)",
+           ("--report-interval",), "SECONDS"),
+    Option("max_workers", _int_at_least(1), "refuse workers beyond this many (default 1000)",
+           ("--max-workers",), "N"),
+    Option("max_users_per_worker", _int_at_least(1),
+           "never give one worker more users than this (default 100000)",
+           ("--max-users-per-worker",), "N"),
+    Option("max_worker_message_rate", _float_range(1.0, maximum=100_000.0),
+           "messages per second a worker may send; beyond it they are dropped (default 50)",
+           ("--max-worker-message-rate",), "PER_S"),
+    Option("processes", _int_at_least(1),
+           "run this many local worker processes under an in-process master (one command; "
+           "the link is a private ipc:// socket)", ("--processes",), "N"),
+    Option("insecure_plaintext", _flag,
+           "DEVELOPMENT ONLY: no encryption and no authentication between master and workers; "
+           "refused on anything but ipc:// and 127.x.x.x", ("--insecure-plaintext",),
+           switch=True),
+    Option("headless", _flag, "accepted for Locust compatibility: phalanx masters are headless "
+           "(the web UI comes with --web)", ("--headless",), switch=True),
 )
 OPTIONS_BY_NAME: Mapping[str, Option] = {option.name: option for option in OPTIONS}
 

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from phalanx.core.clock import Clock, SystemClock
@@ -51,7 +51,7 @@ from phalanx.scripting.context import UserContext
 from phalanx.scripting.reporting import describe_exception, exception_location, report_exception
 from phalanx.scripting.shape import LoadShape, check_tick
 from phalanx.scripting.user import User
-from phalanx.stats import Aggregator, Recorder, StatsSnapshot
+from phalanx.stats import Aggregator, Recorder, StatsDelta, StatsSnapshot
 
 log = logging.getLogger("phalanx.runner")
 
@@ -106,6 +106,7 @@ class RunPlan:
     max_spawn_rate: float = 10_000.0
     max_memory: int | None = None  # bytes of resident memory; spawning pauses above it
     connections: ConnectionBudget | None = None  # the run's open-connection cap (shared)
+    class_counts: Mapping[str, int] | None = None  # exact users per class (a worker's share)
     watch_loop: bool = True
     block_threshold: float = 0.25
     cpu_threshold: float = 90.0
@@ -122,6 +123,7 @@ class RunResult:
 
 
 UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
+DeltaCallback = Callable[[StatsDelta], None]
 
 
 class _LiveUser:
@@ -145,12 +147,14 @@ class LocalRunner:
         *,
         clock: Clock | None = None,
         on_update: UpdateCallback | None = None,
+        on_delta: DeltaCallback | None = None,
     ) -> None:
         self._context = context
         self._recorder = recorder
         self._aggregator = aggregator
         self._clock = clock or SystemClock()
         self._on_update = on_update
+        self._on_delta = on_delta
         self._classes: dict[str, type[User]] = {}
         self._specs: list[ClassSpec] = []
         # Keyed by id(user): O(1) to forget a user whose task ended (10,000 users stop at once).
@@ -212,10 +216,7 @@ class LocalRunner:
         """Ramp to ``users`` users (at ``spawn_rate``, or the current rate) while running."""
         if users < 0:
             raise ValueError("users must be >= 0")
-        if spawn_rate is not None:
-            if spawn_rate <= 0:
-                raise ValueError("spawn_rate must be > 0")
-            self._rate = spawn_rate
+        self._set_rate(spawn_rate)
         self._target = target_counts(self._specs, users)
         self._target_total = sum(self._target.values())
         if self._target_total < users and "fixed_count" not in self._warned:
@@ -225,6 +226,33 @@ class LocalRunner:
                 "and no class without fixed_count has a weight", self._target_total, users,
                 self._target_total,
             )
+        self._restart_ramp()
+
+    def change_class_targets(self, counts: Mapping[str, int],
+                             spawn_rate: float | None = None) -> None:
+        """Ramp to exactly ``counts`` users per class (a master's share for this worker).
+
+        Classes not named go to zero; a name that is not one of the run's
+        classes is a ``ValueError`` (nothing changes).
+        """
+        unknown = sorted(set(counts) - set(self._classes)) if self._classes else []
+        if unknown:
+            raise ValueError(f"unknown user class(es): {', '.join(unknown)}")
+        if any(count < 0 for count in counts.values()):
+            raise ValueError("user counts must be >= 0")
+        self._set_rate(spawn_rate)
+        self._target = {spec.name: int(counts.get(spec.name, 0)) for spec in self._specs} \
+            if self._specs else dict(counts)
+        self._target_total = sum(self._target.values())
+        self._restart_ramp()
+
+    def _set_rate(self, spawn_rate: float | None) -> None:
+        if spawn_rate is not None:
+            if not spawn_rate > 0:
+                raise ValueError("spawn_rate must be > 0")
+            self._rate = spawn_rate
+
+    def _restart_ramp(self) -> None:
         self._ramp_started = self._clock.monotonic()
         self._ramp_steps = 0
         if self._state is RunState.RUNNING:
@@ -289,6 +317,8 @@ class LocalRunner:
         if plan.shape is not None:
             plan.shape.reset_time(self._started, clock=self._clock)
             self._rate = plan.spawn_rate
+        elif plan.class_counts is not None:
+            self.change_class_targets(plan.class_counts, plan.spawn_rate)
         else:
             self.change_target(plan.users, plan.spawn_rate)
         try:
@@ -499,7 +529,10 @@ class LocalRunner:
 
     def _flush(self) -> StatsSnapshot:
         now = self._clock.monotonic()
-        self._aggregator.apply(self._recorder.take_delta(now))
+        delta = self._recorder.take_delta(now)
+        if self._on_delta is not None:
+            self._on_delta(delta)
+        self._aggregator.apply(delta)
         self._latest = self._aggregator.snapshot(now)
         return self._latest
 

@@ -13,7 +13,7 @@ Direction
 - worker -> master: :class:`Hello`, :class:`Heartbeat`, :class:`Stats`, :class:`Bye`
   (the :data:`WorkerMessage` union).
 - master -> worker: :class:`Welcome`, :class:`Refuse`, :class:`Start`, :class:`Stop`,
-  :class:`MasterHeartbeat` (the :data:`MasterMessage` union).
+  :class:`Rejoin`, :class:`MasterHeartbeat` (the :data:`MasterMessage` union).
 
 What is deliberately absent
 ---------------------------
@@ -135,6 +135,17 @@ class Stop(msgspec.Struct, tag="stop", frozen=True, array_like=True, forbid_unkn
     graceful: bool
 
 
+class Rejoin(msgspec.Struct, tag="rejoin", frozen=True, array_like=True,
+             forbid_unknown_fields=True):
+    """Stop all load and say :class:`Hello` again: the master no longer counts this worker.
+
+    Sent to a worker the master had marked missing (its users went to the
+    others) when it is heard from again, or after it broke a limit.
+    """
+
+    reason: Reason
+
+
 class MasterHeartbeat(msgspec.Struct, tag="mhb", frozen=True, array_like=True,
                       forbid_unknown_fields=True):
     """The master is alive; a worker that stops hearing these stops its load."""
@@ -143,5 +154,5 @@ class MasterHeartbeat(msgspec.Struct, tag="mhb", frozen=True, array_like=True,
 
 
 WorkerMessage: TypeAlias = Hello | Heartbeat | Stats | Bye
-MasterMessage: TypeAlias = Welcome | Refuse | Start | Stop | MasterHeartbeat
+MasterMessage: TypeAlias = Welcome | Refuse | Start | Stop | Rejoin | MasterHeartbeat
 Message: TypeAlias = WorkerMessage | MasterMessage

@@ -102,6 +102,7 @@ class _Run:
     run_id: str
     runner: LocalRunner
     aborted: bool = False
+    ending: bool = False  # asked to stop (gracefully or not): it takes no new share
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -131,7 +132,7 @@ class WorkerDriver:
         self._stats_seq = 0
         self._cpu = CpuMonitor()
         self._last_cpu = 0.0
-        self._pending_delta: StatsDelta | None = None
+        self._pending_start: Start | None = None
         self._tg: asyncio.TaskGroup | None = None
 
     @property
@@ -152,7 +153,9 @@ class WorkerDriver:
         """First call: stop the load gracefully, say Bye, end. Second: stop the load at once."""
         self._shutdown_requests += 1
         run = self._run
+        self._pending_start = None
         if run is not None:
+            run.ending = True
             if self._shutdown_requests == 1:
                 run.runner.request_stop()
             else:
@@ -252,6 +255,10 @@ class WorkerDriver:
                              f"--max-users {self._config.max_users}")
             return
         run = self._run
+        if run is not None and run.active and run.ending:
+            # Users are still being stopped: the new share starts once they are gone.
+            self._pending_start = start
+            return
         if run is not None and run.active and run.run_id == start.run_id:
             try:
                 run.runner.change_class_targets(start.users_per_class, start.spawn_rate)
@@ -285,12 +292,17 @@ class WorkerDriver:
         finally:
             run.done.set()
             self._queue(self._heartbeat("stopped", 0))
+            pending, self._pending_start = self._pending_start, None
+            if pending is not None and self._welcomed and self._exit is None:
+                self._start(pending)
 
     def _stop(self, graceful: bool) -> None:
         run = self._run
         if run is None or not run.active:
             self._queue(self._heartbeat("stopped", 0))
             return
+        run.ending = True
+        self._pending_start = None
         if graceful:
             log.info("the master stops the load (users finish their task first)")
             run.runner.request_stop()
@@ -300,9 +312,10 @@ class WorkerDriver:
             run.runner.abort()
 
     def _abort_run(self) -> None:
+        self._pending_start = None
         run = self._run
         if run is not None and run.active:
-            run.aborted = True
+            run.aborted = run.ending = True
             run.runner.abort()
 
     def _cannot_run(self, why: str) -> None:
@@ -316,11 +329,13 @@ class WorkerDriver:
             return
         # Bounded: a graceful stop lasts the stop timeout plus on_stop's own bound.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(run.done.wait(), timeout=self._config.send_timeout + 60.0)
+            async with asyncio.timeout(self._config.send_timeout + 60.0):
+                await run.done.wait()
         if not run.done.is_set():
             run.runner.abort()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run.done.wait(), timeout=self._config.send_timeout)
+                async with asyncio.timeout(self._config.send_timeout):
+                    await run.done.wait()
 
     # --- sending -------------------------------------------------------------------------
 
@@ -348,9 +363,11 @@ class WorkerDriver:
                 if self._welcomed:
                     self._queue(self._current_heartbeat())
                 next_beat = now + interval
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races with the queue, and this loop ends by being cancelled.
             try:
-                message = await asyncio.wait_for(self._outbox.get(),
-                                                 timeout=max(0.0, next_beat - now))
+                async with asyncio.timeout(max(0.0, next_beat - now)):
+                    message = await self._outbox.get()
             except TimeoutError:
                 continue
             if isinstance(message, Hello | Bye) or self._welcomed:
@@ -362,7 +379,8 @@ class WorkerDriver:
 
     async def _drain(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.join(), timeout=self._config.send_timeout)
+            async with asyncio.timeout(self._config.send_timeout):
+                await self._outbox.join()
 
     def _hello(self) -> Hello:
         return Hello(protocol_version=PROTOCOL_VERSION, worker_name=self._config.name,

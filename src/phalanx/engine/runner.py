@@ -386,8 +386,11 @@ class LocalRunner:
                 deadline = min(deadline, due)
             self._wake.clear()
             timeout = max(0.0, deadline - self._clock.monotonic())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # of the run that races with the wake-up.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _cap_shape(self, tick: tuple[int, float], plan: RunPlan) -> tuple[int, float]:
         """Hold a shape's target within the run's safety limits (warning once each)."""

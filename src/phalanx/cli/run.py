@@ -413,6 +413,7 @@ def write_outputs(settings: Settings, script: LoadedScript, result: RunResult,
         reasons=verdict.reasons,
         health=result.health,
         shape=script.shape_class.__name__ if script.shape_class is not None else None,
+        workers=result.workers,
     )
     try:
         if settings.json:

@@ -113,7 +113,11 @@ def status_line(snapshot: StatsSnapshot, status: RunStatus) -> Text:
     p95 = dict(total.current_percentiles).get(0.95, 0.0)
     line.append(f"  p95 {_ms(p95)} ms")
     hot = status.cpu_percent > 90
-    line.append(f"  cpu {status.cpu_percent:.0f}%", style="yellow" if hot else "")
+    if status.workers is not None:  # a master: the busiest worker's CPU
+        line.append(f"  workers {status.workers}", style="" if status.workers else "red")
+        line.append(f"  max worker cpu {status.cpu_percent:.0f}%", style="yellow" if hot else "")
+    else:
+        line.append(f"  cpu {status.cpu_percent:.0f}%", style="yellow" if hot else "")
     if status.spawn_paused:
         line.append(f"  spawning paused ({status.spawn_paused} limit)", style="yellow")
     if status.blocked_loops:

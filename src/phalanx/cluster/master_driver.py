@@ -47,6 +47,7 @@ from phalanx.cluster.message_rate import MessageRateLimiter
 from phalanx.cluster.worker_table import CPU_WARNING_PERCENT, WorkerInfo, WorkerTable
 from phalanx.core.clock import Clock, SystemClock
 from phalanx.core.errors import PhalanxError
+from phalanx.core.workers import WorkerSummary
 from phalanx.engine.dispatch import ClassSpec, target_counts
 from phalanx.engine.health import HealthTracker
 from phalanx.engine.runner import RunResult, RunState, RunStatus, StopReason
@@ -105,26 +106,12 @@ class ClusterPlan:
     final_grace: float = FINAL_GRACE
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerView:
-    """One worker as views show it."""
-
-    key: str
-    fingerprint: str
-    name: str
-    state: str
-    users: int
-    assigned: int
-    cpu_percent: float
-    rss_bytes: int
-
-
 @dataclass(slots=True)
 class _Member:
     """What the master keeps about a worker admitted in this run."""
 
-    name: str
-    label: str
+    name: str  # allow-list name, else what the worker said (display only)
+    label: str  # name plus key fingerprint, for logs
     stopped: bool = False
     bad_stats: int = 0
 
@@ -157,6 +144,7 @@ class MasterDriver:
         self._limiter = MessageRateLimiter(plan.message_rate, max(10, int(plan.message_rate * 2)),
                                            disconnect_after=10.0)
         self._members: dict[str, _Member] = {}
+        self._max_cpu: dict[str, float] = {}
         self._dispatch = _Dispatch()
         self._aggregator = Aggregator(start=self._clock.monotonic())
         self._health = HealthTracker()
@@ -211,17 +199,17 @@ class MasterDriver:
     def stop_requested(self) -> bool:
         return self._stop_reason is not None
 
-    def workers(self) -> tuple[WorkerView, ...]:
-        """Every worker seen in this run, sorted by key."""
-        views = []
-        for info in self._table.snapshot():
-            member = self._members.get(info.key)
-            views.append(WorkerView(
-                key=info.key, fingerprint=describe(WorkerKey(info.key)),
-                name=member.label if member else info.name, state=info.state.value,
-                users=info.users, assigned=sum(self._dispatch.assigned.get(info.key, {}).values()),
-                cpu_percent=info.cpu_percent, rss_bytes=info.rss_bytes))
-        return tuple(views)
+    def worker_summaries(self) -> tuple[WorkerSummary, ...]:
+        """Every worker admitted in this run, as last seen, sorted by key."""
+        return tuple(
+            WorkerSummary(
+                name=self._members[info.key].name,
+                fingerprint=describe(WorkerKey(info.key)), state=info.state.value,
+                users=info.users, cpu_percent=info.cpu_percent,
+                max_cpu_percent=self._max_cpu.get(info.key, info.cpu_percent),
+                rss_bytes=info.rss_bytes, cpu_warning=info.cpu_warning)
+            for info in self._table.snapshot() if info.key in self._members
+        )
 
     def status(self) -> RunStatus:
         now = self._clock.monotonic()
@@ -242,6 +230,7 @@ class MasterDriver:
             run_time=self._plan.run_time,
             cpu_percent=max((info.cpu_percent for info in infos if info is not None),
                             default=0.0),
+            workers=len(alive),
         )
 
     # --- the run -------------------------------------------------------------------------
@@ -275,6 +264,7 @@ class MasterDriver:
             started_at=started_wall,
             ended_at=self._clock.wall(),
             health=self._health.report(),
+            workers=self.worker_summaries(),
         )
 
     async def _wait_for_workers(self) -> None:
@@ -390,7 +380,8 @@ class MasterDriver:
             self._bye(key, message, now)
 
     def _hello(self, key: WorkerKey, hello: Hello, now: float) -> None:
-        label = self._display_name(key, hello.worker_name)
+        shown = self._display_name(key, hello.worker_name)
+        label = f"{shown} [{describe(key)}]"
         problem = self._admission_problem(hello)
         if problem is not None:
             log.warning("refused worker %s: %s", label, problem)
@@ -405,7 +396,7 @@ class MasterDriver:
             log.warning("refused worker %s: %s", label, reason)
             self._send(key, Refuse(reason=reason))
             return
-        self._members[key] = _Member(name=hello.worker_name, label=label)
+        self._members[key] = _Member(name=shown, label=label)
         self._dispatch.assigned.pop(key, None)
         self._dispatch.sent.pop(key, None)
         self._send(key, Welcome(run_id=self.run_id))
@@ -435,6 +426,8 @@ class MasterDriver:
                 self._send(key, Rejoin(reason="this worker was marked missing and its users "
                                               "went to other workers"))
             return
+        if beat.cpu_percent > self._max_cpu.get(key, 0.0):
+            self._max_cpu[key] = beat.cpu_percent
         member = self._members.get(key)
         if member is not None and beat.state == "stopped" and self._stop_sent_graceful is not None:
             member.stopped = True
@@ -596,7 +589,7 @@ class MasterDriver:
         shown = listed or said
         if listed and said != listed:
             shown = f"{listed} (says {said})"
-        return f"{shown} [{describe(key)}]"
+        return shown
 
     def _label(self, key: str) -> str:
         member = self._members.get(key)

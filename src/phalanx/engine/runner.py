@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from phalanx.core.clock import Clock, SystemClock
 from phalanx.core.health import BlockedLoop, HealthReport
+from phalanx.core.workers import WorkerSummary
 from phalanx.engine.dispatch import (
     ClassSpec,
     next_step,
@@ -88,6 +89,7 @@ class RunStatus:
     spawn_paused: str | None = None  # why spawning is paused (a limit), or None
     cpu_percent: float = 0.0
     blocked_loops: int = 0
+    workers: int | None = None  # alive workers, on a master (None: a single process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class RunResult:
     started_at: float  # wall clock, epoch seconds
     ended_at: float
     health: HealthReport
+    workers: tuple[WorkerSummary, ...] = ()  # a distributed run's workers, as last seen
 
 
 UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]

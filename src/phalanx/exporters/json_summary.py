@@ -4,8 +4,10 @@ Schema (version 1): ``schema``, ``phalanx_version``, ``run`` (script, sha256,
 host, users, spawn rate, run time, start/end as ISO-8601 UTC, duration, stop
 reason), ``verdict`` (passed, exit code, reasons), ``total`` and ``entries``
 (per method+name: counts, rates, min/mean/max and percentiles in ms),
-``errors`` and ``exceptions`` with counts, and ``health`` (the generator's
-peak CPU and where synchronous code blocked its event loop).
+``errors`` and ``exceptions`` with counts, ``health`` (the generator's
+peak CPU and where synchronous code blocked its event loop), and ``workers``
+(a distributed run's workers: name, key fingerprint, state, users, CPU,
+memory; empty for one process).
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ def summary_dict(report: RunReport, version: str) -> dict[str, Any]:
                 for b in report.health.blocked
             ],
         },
+        "workers": [
+            {"name": w.name, "fingerprint": w.fingerprint, "state": w.state,
+             "users": w.users, "cpu_percent": round(w.cpu_percent, 1),
+             "max_cpu_percent": round(w.max_cpu_percent, 1), "rss_bytes": w.rss_bytes,
+             "cpu_warning": w.cpu_warning}
+            for w in report.workers
+        ],
         "total": entry_dict(snap.total),
         "entries": [entry_dict(entry) for entry in snap.entries],
         "errors": [

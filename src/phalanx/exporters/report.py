@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from phalanx.core.health import HealthReport
+from phalanx.core.workers import WorkerSummary
 from phalanx.stats import StatsSnapshot
 
 
@@ -29,6 +30,7 @@ class RunReport:
     reasons: tuple[str, ...]
     health: HealthReport = field(default_factory=HealthReport)
     shape: str | None = None  # the LoadShape class that drove users and rate, if any
+    workers: tuple[WorkerSummary, ...] = ()  # empty for a single-process run
 
 
 def ms(seconds: float) -> float:

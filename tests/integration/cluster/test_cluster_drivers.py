@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import zmq
 import zmq.asyncio
+from tests.support.target import TargetServer, serve
+from tests.support.tcp_proxy import RecordingProxy
 
 from phalanx import HttpUser, constant, task
 from phalanx.cli.worker import run_factory
@@ -44,8 +46,6 @@ from phalanx.transport import (
     WorkerSocket,
     fingerprint,
 )
-from tests.support.target import TargetServer, serve
-from tests.support.tcp_proxy import RecordingProxy
 
 SHA = "ab" * 32
 VERSION = "1.2.3"
@@ -188,6 +188,9 @@ async def test_two_workers_share_the_load_and_the_totals_match_the_target(keys: 
     assert by_name["/items"] == counted.requests("/items")
     assert by_name["/items/[id]"] == counted.requests("/items/7")
     assert total.num_failures == 0
+    assert sorted(w.name for w in result.workers) == ["w1", "w2"]
+    assert all(w.state == "ready" and len(w.fingerprint) == 16 for w in result.workers)
+    assert result.status.workers == 2
     assert 0 < total.percentile(0.5) <= total.percentile(0.99) <= total.max * 1.01
 
 
@@ -222,7 +225,8 @@ async def test_a_worker_with_another_script_is_refused_and_both_sides_say_why(
         c.worker("w1")
         result = await asyncio.wait_for(run, timeout=20)
     refusals = [r.getMessage() for r in caplog.records if "refused worker" in r.getMessage()]
-    assert refusals and "script sha256" in refusals[0]
+    assert refusals
+    assert "script sha256" in refusals[0]
     w2_key = keys.curve_client("w2").keypair.public.decode()
     assert fingerprint(w2_key) in refusals[0]
     assert result.snapshot.total.num_requests == c.target.stats.total_requests
@@ -261,7 +265,9 @@ async def test_a_missing_worker_is_marked_and_its_users_go_to_the_others(
         w1_key = keys.curve_client("w1").keypair.public.decode()
         assert driver.assignments() == {w1_key: {"Browser": 6, "Buyer": 2}}
         missing = [r.getMessage() for r in caplog.records if "is missing" in r.getMessage()]
-        assert len(missing) == 1 and "w2" in missing[0] and "4 users" in missing[0]
+        assert len(missing) == 1
+        assert "w2" in missing[0]
+        assert "4 users" in missing[0]
         driver.request_stop()
         await asyncio.wait_for(run, timeout=20)
 
@@ -309,7 +315,8 @@ async def test_a_worker_that_comes_back_after_being_missing_is_told_to_rejoin(
             beat = Heartbeat(seq=1, users=4, state="running", cpu_percent=1.0, rss_bytes=1)
             assert await raw.send(beat, timeout=5)
             rejoin = await _next(raw, Rejoin)
-            assert isinstance(rejoin, Rejoin) and "missing" in rejoin.reason
+            assert isinstance(rejoin, Rejoin)
+            assert "missing" in rejoin.reason
         driver.request_stop()
         await asyncio.wait_for(run, timeout=20)
 
@@ -390,7 +397,8 @@ async def test_the_link_carries_no_readable_endpoint_or_host_unless_plaintext(
                     await serving
                 captured = proxy.captured()
     assert result.snapshot.total.num_requests > 0
-    assert proxy.connections >= 1 and len(captured) > 1000
+    assert proxy.connections >= 1
+    assert len(captured) > 1000
     host = target.url.removeprefix("http://").encode()
     readable = [text for text in (b"/items", host, b"Browser") if text in captured]
     if secure:

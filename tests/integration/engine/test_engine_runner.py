@@ -403,3 +403,29 @@ async def test_an_unprintable_error_escaping_a_user_is_recorded_and_the_run_goes
     [exc] = result.snapshot.exceptions
     assert (exc.error_type, exc.count) == ("Unprintable", 2)
     assert "unprintable" in exc.message
+
+
+async def test_exact_class_counts_override_weights_and_follow_a_new_share() -> None:
+    watch = StatusWatch()
+    deltas: list[int] = []
+    recorder = Recorder(0.0)
+    runner = LocalRunner(UserContext(recorder=recorder, random=random.Random(7)), recorder,
+                         Aggregator(start=0.0), on_update=watch,
+                         on_delta=lambda delta: deltas.append(
+                             sum(e.num_requests for e in delta.entries)))
+
+    async def reshare() -> None:
+        await watch.until(lambda status: dict(status.class_counts) == {"Heavy": 1, "Light": 4})
+        with pytest.raises(ValueError, match="unknown user class"):
+            runner.change_class_targets({"Nope": 1})
+        runner.change_class_targets({"Heavy": 3}, spawn_rate=1000)
+        await watch.until(lambda status: dict(status.class_counts) == {"Heavy": 3, "Light": 0})
+        runner.request_stop()
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(reshare())
+        result = tg.create_task(runner.run(RunPlan(
+            (Heavy, Light), users=0, spawn_rate=1000, stats_interval=FAST,
+            class_counts={"Heavy": 1, "Light": 4})))
+    # Every delta went to on_delta before the runner's own aggregator: nothing is lost.
+    assert sum(deltas) == result.result().snapshot.total.num_requests > 0

@@ -77,6 +77,10 @@ FINAL_GRACE: Final = 10.0
 """Seconds beyond the stop timeout that the master waits for workers' final stats."""
 
 
+MAX_BACKLOG_WAIT: Final = 60.0
+"""Extra seconds the master keeps reading a backlog of messages at the end of a run."""
+
+
 class ClusterError(PhalanxError):
     """The cluster could not run (workers did not join in time)."""
 
@@ -285,7 +289,12 @@ class MasterDriver:
                     "logs (a refused key or script is logged on both sides)"
                 )
             self._housekeeping(now)
-            await self._receive_until(min(deadline, now + plan.heartbeat_interval))
+            await self._receive_until(min(deadline, self._next_heartbeat(now)))
+
+    def _next_heartbeat(self, now: float) -> float:
+        if self._last_heartbeat is None:
+            return now
+        return self._last_heartbeat + self._plan.heartbeat_interval
 
     async def _control(self) -> None:
         plan = self._plan
@@ -310,7 +319,7 @@ class MasterDriver:
             if now >= next_publish:
                 self._publish()
                 next_publish = max(next_publish + plan.stats_interval, now)
-            deadline = min(next_publish, now + plan.heartbeat_interval)
+            deadline = min(next_publish, self._next_heartbeat(now))
             if end is not None:
                 deadline = min(deadline, end)
             if plan.shape is not None:
@@ -321,7 +330,9 @@ class MasterDriver:
         plan = self._plan
         graceful = self._stop_reason is not StopReason.ABORTED
         self._send_stop(graceful)
-        deadline = self._clock.monotonic() + plan.stop_timeout + plan.final_grace
+        stop_sent = self._clock.monotonic()
+        deadline = stop_sent + plan.stop_timeout + plan.final_grace
+        hard_deadline = deadline + MAX_BACKLOG_WAIT
         while True:
             self._wake.clear()
             now = self._clock.monotonic()
@@ -329,16 +340,16 @@ class MasterDriver:
                        if key in self._members and not self._members[key].stopped]
             if not waiting:
                 return
-            if now >= deadline:
+            behind = self._socket.drained_at < deadline  # messages sent in time may still be queued
+            if now >= deadline and (not behind or now >= hard_deadline):
                 log.warning("%d worker(s) did not confirm their stop within %.0f s: their "
                             "last stats may be missing (%s)", len(waiting),
-                            plan.stop_timeout + plan.final_grace,
-                            ", ".join(self._label(key) for key in waiting[:10]))
+                            now - stop_sent, ", ".join(self._label(key) for key in waiting[:10]))
                 return
             if self._stop_reason is StopReason.ABORTED and self._stop_sent_graceful:
                 self._send_stop(graceful=False)
             self._housekeeping(now, dispatch=False)
-            await self._receive_until(min(deadline, now + plan.heartbeat_interval))
+            await self._receive_until(min(deadline, self._next_heartbeat(now)))
 
     def _send_stop(self, graceful: bool) -> None:
         self._stop_sent_graceful = graceful
@@ -403,6 +414,7 @@ class MasterDriver:
         log.info("worker %s %s (%d CPU); %d worker(s) now", label,
                  "rejoined" if joined.rejoined else "joined", hello.cpu_count,
                  len(self._table.alive_keys()))
+        self._wake.set()  # a waiting master starts as soon as enough workers are in
         if self._state in (RunState.SPAWNING, RunState.RUNNING):
             self._redistribute(now)
 
@@ -441,8 +453,8 @@ class MasterDriver:
         if member is None:
             return  # never admitted in this run: its numbers are not ours
         try:
-            delta = decode_delta(stats.delta)
-            self._aggregator.apply(delta, received_at=now)
+            delta = decode_delta(stats.delta)  # validates every invariant
+            self._aggregator.apply(delta, received_at=now, checked=True)
         except ValueError as exc:
             member.bad_stats += 1
             if member.bad_stats == 1:
@@ -482,7 +494,10 @@ class MasterDriver:
             beat = MasterHeartbeat(seq=self._beat_seq)
             for key in self._table.alive_keys():
                 self._socket.send(WorkerKey(key), beat)
-        missing = self._table.expire(now)
+        # Silence is judged as of the moment the receive queue was last empty (every
+        # message that had arrived was handled): a master that falls behind reports
+        # stats late but never marks a worker missing because of its own backlog.
+        missing = self._table.expire(min(now, self._socket.drained_at))
         for key in missing:
             users = sum(self._dispatch.assigned.get(key, {}).values())
             log.warning("worker %s is missing (no message for %.0f s): %s", self._label(key),

@@ -8,11 +8,13 @@ name ``"Aggregated"``).
 
 The current window
 ------------------
-Each applied delta is kept, with the span ``[span_start, span_end]`` it
-covers, in a bounded deque. For ``snapshot(now)`` the window holds the deltas
-whose ``span_end`` lies in ``(now - window, now]``; with ``requests`` and
-``failures`` summed over them and
-``covered = max(span_end) - min(span_start)`` over them::
+Applied deltas are kept, by the time their span ends, in *slots* of
+``window / SLOTS_PER_WINDOW`` seconds (slot ``k`` takes the spans ending in
+``((k-1)·w, k·w]``). Each slot holds the merged histograms and failure
+counts of its deltas and the span ``[span_start, span_end]`` they cover.
+For ``snapshot(now)`` the window holds the slots whose ``span_end`` lies in
+``(now - window, now]``; with ``requests`` and ``failures`` summed over them
+and ``covered = max(span_end) - min(span_start)`` over them::
 
     current_rps            = requests / covered   (0.0 if covered <= 0)
     current_failures_per_s = failures / covered   (0.0 if covered <= 0)
@@ -22,30 +24,34 @@ whose ``span_end`` lies in ``(now - window, now]``; with ``requests`` and
 ``window`` while a run is young or when workers report rarely, and longer by
 at most one report interval when a delta straddles the window's start (that
 delta counts whole, so its requests and its time stay matched and the rate
-stays unbiased).
+stays unbiased). The window's edge is resolved to one slot: when ``now`` is
+not a multiple of the slot width, a slot half inside counts whole.
 
 The span of a delta is ``[delta.start, delta.end]`` by default, which assumes
 the deltas' times are on the aggregator's clock. Deltas from other machines
 should be applied with ``received_at=<master time>``: the span is then
 ``[received_at - (end - start), received_at]``.
 
-Deltas older than ``window`` behind the latest span end seen are pruned on
-``apply``, so ``snapshot`` is pure; ``now`` is expected not to lie before
-that latest end.
+Cost (a master merges every worker's delta): ``apply`` merges each entry's
+histogram once, into its slot. Slots that leave the window (``window``
+behind the latest span end seen) are folded into the run totals, once per
+slot. ``snapshot`` merges at most ``max_recent`` slots per entry, so its
+cost does not grow with the number of workers or deltas. ``apply`` trusts a
+delta that :func:`~phalanx.stats.delta.decode_delta` already validated when
+called with ``checked=True``; otherwise it validates it first.
 
 Bounds
 ------
 As in the recorder: at most ``max_entries`` named entries (later names fold
 into ``("", "<other>")``), ``max_errors`` error rows and ``max_errors``
 exception rows (later ones fold into the overflow rows of
-:mod:`phalanx.stats.limits`), and at most ``max_recent`` deltas in the window.
+:mod:`phalanx.stats.limits`), and at most ``max_recent`` slots (the oldest
+is folded into the run totals first).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass
 
 from phalanx.stats.delta import StatsDelta, check_delta
 from phalanx.stats.histogram import DEFAULT_RELATIVE_ERROR, Histogram
@@ -90,11 +96,15 @@ class _Totals:
         self.response_bytes = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Recent:
-    span_start: float
-    span_end: float
-    delta: StatsDelta
+class _Slot:
+    """The deltas whose spans end in one slot of the window, merged."""
+
+    __slots__ = ("entries", "span_end", "span_start")
+
+    def __init__(self, span_start: float, span_end: float) -> None:
+        self.span_start = span_start
+        self.span_end = span_end
+        self.entries: dict[_Key, _Totals] = {}
 
 
 class _Rows:
@@ -118,21 +128,26 @@ class _Rows:
         counts[key] = counts.get(key, 0) + count
 
 
+SLOTS_PER_WINDOW = 10
+
+
 class Aggregator:
     """Run totals and the current window, built from applied deltas."""
 
     __slots__ = (
+        "_archive_total",
         "_entries",
         "_errors",
         "_exceptions",
         "_latest_end",
         "_max_entries",
         "_max_errors",
+        "_max_recent",
         "_named_entries",
         "_recent",
         "_relative_error",
+        "_slot_width",
         "_start",
-        "_total",
         "_window",
     )
 
@@ -146,15 +161,16 @@ class Aggregator:
         max_errors: int = 1_000,
         max_recent: int = 10_000,
     ) -> None:
-        if not window > 0.0:
+        if not (window > 0.0 and math.isfinite(window)):
             raise ValueError(f"window must be positive, got {window!r}")
         if max_entries < 1 or max_errors < 1 or max_recent < 1:
             raise ValueError("max_entries, max_errors and max_recent must be at least 1")
         self._relative_error = Histogram(relative_error).relative_error
         self._window = window
+        self._slot_width = window / SLOTS_PER_WINDOW
         self._max_entries = max_entries
         self._max_errors = max_errors
-        self._recent: deque[_Recent] = deque(maxlen=max_recent)
+        self._max_recent = max_recent
         self.reset(start)
 
     @property
@@ -172,98 +188,151 @@ class Aggregator:
     def reset(self, now: float) -> None:
         """Forget everything; a new run starts at ``now``."""
         self._start = now
+        # Run totals of the entries: failures and bytes of every delta, histograms of the
+        # deltas whose slot left the window (the live slots add theirs in snapshot()).
         self._entries: dict[_Key, _Totals] = {}
+        self._archive_total = _Totals(self._relative_error)
         self._named_entries = 0
-        self._total = _Totals(self._relative_error)
         self._errors = _Rows(self._max_errors, _OVERFLOW_ERROR)
         self._exceptions = _Rows(self._max_errors, _OVERFLOW_EXCEPTION)
-        self._recent.clear()
+        self._recent: dict[int, _Slot] = {}
         self._latest_end = -math.inf
 
-    def apply(self, delta: StatsDelta, *, received_at: float | None = None) -> None:
+    def apply(self, delta: StatsDelta, *, received_at: float | None = None,
+              checked: bool = False) -> None:
         """Merge ``delta`` into the run totals and the window.
 
         Raises ``ValueError`` (and changes nothing) if ``delta`` breaks an
-        invariant of :mod:`phalanx.stats.delta`, if one of its histograms has
-        another relative error than this aggregator, or if ``received_at`` is
-        not finite.
+        invariant of :mod:`phalanx.stats.delta` (not re-checked when
+        ``checked``: it came from :func:`~phalanx.stats.delta.decode_delta`),
+        if one of its histograms has another relative error than this
+        aggregator, or if ``received_at`` is not finite.
         """
-        check_delta(delta)
+        if not checked:
+            check_delta(delta)
+        relative_error = self._relative_error
         for entry in delta.entries:
-            if entry.histogram.relative_error != self._relative_error:
+            if entry.histogram.relative_error != relative_error:
                 raise ValueError(
                     f"delta histogram relative error {entry.histogram.relative_error}"
-                    f" differs from the aggregator's {self._relative_error}"
+                    f" differs from the aggregator's {relative_error}"
                 )
         if received_at is None:
-            span = _Recent(delta.start, delta.end, delta)
+            span_start, span_end = delta.start, delta.end
         else:
             if not math.isfinite(received_at):
                 raise ValueError(f"received_at must be finite, got {received_at!r}")
-            span = _Recent(received_at - (delta.end - delta.start), received_at, delta)
+            span_start, span_end = received_at - (delta.end - delta.start), received_at
 
-        total = self._total
+        total = self._archive_total
+        slot = None
+        if span_end > self._latest_end - self._window:
+            slot = self._slot_for(span_start, span_end)
         for entry in delta.entries:
-            totals = self._totals_for(entry.method, entry.name)
-            totals.histogram.merge_wire(entry.histogram)
-            totals.num_failures += entry.num_failures
-            totals.response_bytes += entry.response_bytes
-            total.histogram.merge_wire(entry.histogram)
+            key = self._key_for(entry.method, entry.name)
+            run = self._entries[key]
+            run.num_failures += entry.num_failures
+            run.response_bytes += entry.response_bytes
             total.num_failures += entry.num_failures
             total.response_bytes += entry.response_bytes
+            if slot is None:  # already older than the window: straight into the run
+                run.histogram.merge_checked_wire(entry.histogram)
+                total.histogram.merge_checked_wire(entry.histogram)
+                continue
+            totals = slot.entries.get(key)
+            if totals is None:
+                totals = slot.entries[key] = _Totals(relative_error)
+            totals.histogram.merge_checked_wire(entry.histogram)
+            totals.num_failures += entry.num_failures
         for error in delta.errors:
             self._errors.add((error.method, error.name, error.kind, error.message), error.count)
         for exc in delta.exceptions:
             self._exceptions.add((exc.task, exc.error_type, exc.message, exc.location), exc.count)
+        if span_end > self._latest_end:
+            self._latest_end = span_end
+            self._prune()
 
-        self._recent.append(span)
-        self._latest_end = max(self._latest_end, span.span_end)
+    def _slot_for(self, span_start: float, span_end: float) -> _Slot:
+        number = math.ceil(span_end / self._slot_width - 1e-9)
+        slot = self._recent.get(number)
+        if slot is None:
+            if len(self._recent) >= self._max_recent:
+                self._archive(min(self._recent, key=lambda k: self._recent[k].span_end))
+            slot = self._recent[number] = _Slot(span_start, span_end)
+        else:
+            slot.span_start = min(slot.span_start, span_start)
+            slot.span_end = max(slot.span_end, span_end)
+        return slot
+
+    def _prune(self) -> None:
         horizon = self._latest_end - self._window
-        recent = self._recent
-        while recent and recent[0].span_end <= horizon:
-            recent.popleft()
+        for number in [n for n, slot in self._recent.items() if slot.span_end <= horizon]:
+            self._archive(number)
+
+    def _archive(self, number: int) -> None:
+        """Fold a slot that left the window into the run totals (once per slot)."""
+        slot = self._recent.pop(number)
+        total = self._archive_total.histogram
+        for key, totals in slot.entries.items():
+            self._entries[key].histogram.merge(totals.histogram)
+            total.merge(totals.histogram)
+
+    def _run_histogram(self, key: _Key) -> Histogram:
+        histogram = self._entries[key].histogram.copy()
+        for slot in self._recent.values():
+            live = slot.entries.get(key)
+            if live is not None:
+                histogram.merge(live.histogram)
+        return histogram
 
     def histogram(self, method: str, name: str) -> Histogram | None:
         """A copy of the run histogram of (method, name), or None if unknown."""
-        totals = self._entries.get((method, name))
-        return None if totals is None else totals.histogram.copy()
+        key = (method, name)
+        return self._run_histogram(key) if key in self._entries else None
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""
-        return self._total.histogram.copy()
+        histogram = self._archive_total.histogram.copy()
+        for slot in self._recent.values():
+            for live in slot.entries.values():
+                histogram.merge(live.histogram)
+        return histogram
 
     def snapshot(self, now: float) -> StatsSnapshot:
         """The run and the current window as seen at ``now`` (does not change state)."""
         duration = max(0.0, now - self._start)
         low = now - self._window
-        selected = [r for r in self._recent if low < r.span_end <= now]
+        selected = [slot for slot in self._recent.values() if low < slot.span_end <= now]
         covered = (
-            max(r.span_end for r in selected) - min(r.span_start for r in selected)
+            max(slot.span_end for slot in selected) - min(slot.span_start for slot in selected)
             if selected
             else 0.0
         )
         window: dict[_Key, _Totals] = {}
         window_total = _Totals(self._relative_error)
-        entries = self._entries
-        for recent in selected:
-            for entry in recent.delta.entries:
-                key = (entry.method, entry.name)
-                if key not in entries:
-                    key = _OVERFLOW_KEY
+        for slot in selected:
+            for key, live in slot.entries.items():
                 totals = window.get(key)
                 if totals is None:
                     totals = window[key] = _Totals(self._relative_error)
-                totals.histogram.merge_wire(entry.histogram)
-                totals.num_failures += entry.num_failures
-                window_total.histogram.merge_wire(entry.histogram)
-                window_total.num_failures += entry.num_failures
+                totals.histogram.merge(live.histogram)
+                totals.num_failures += live.num_failures
+                window_total.histogram.merge(live.histogram)
+                window_total.num_failures += live.num_failures
 
-        rows = tuple(
-            _entry_snapshot(key, totals, window.get(key), duration, covered)
-            for key, totals in sorted(entries.items(), key=lambda item: (item[0][1], item[0][0]))
-        )
+        run_total = _Totals(self._relative_error)
+        run_total.histogram = self.total_histogram()
+        run_total.num_failures = self._archive_total.num_failures
+        run_total.response_bytes = self._archive_total.response_bytes
+        rows = []
+        for key, totals in sorted(self._entries.items(), key=lambda item: (item[0][1], item[0][0])):
+            run = _Totals(self._relative_error)
+            run.histogram = self._run_histogram(key)
+            run.num_failures = totals.num_failures
+            run.response_bytes = totals.response_bytes
+            rows.append(_entry_snapshot(key, run, window.get(key), duration, covered))
         total = _entry_snapshot(
-            (TOTAL_METHOD, TOTAL_NAME), self._total, window_total, duration, covered
+            (TOTAL_METHOD, TOTAL_NAME), run_total, window_total, duration, covered
         )
         errors = tuple(
             ErrorSnapshot(method=m, name=n, kind=k, message=msg, count=c)
@@ -281,26 +350,25 @@ class Aggregator:
             start=self._start,
             now=now,
             duration=duration,
-            entries=rows,
+            entries=tuple(rows),
             total=total,
             errors=errors,
             exceptions=exceptions,
         )
 
-    def _totals_for(self, method: str, name: str) -> _Totals:
+    def _key_for(self, method: str, name: str) -> _Key:
+        """The entry key of (method, name): itself, or the overflow entry when full."""
         key = (method, name)
-        totals = self._entries.get(key)
-        if totals is not None:
-            return totals
+        if key in self._entries:
+            return key
         if self._named_entries >= self._max_entries:
             key = _OVERFLOW_KEY
-            totals = self._entries.get(key)
-            if totals is not None:
-                return totals
+            if key in self._entries:
+                return key
         else:
             self._named_entries += 1
-        totals = self._entries[key] = _Totals(self._relative_error)
-        return totals
+        self._entries[key] = _Totals(self._relative_error)
+        return key
 
 
 def _rate(amount: int, seconds: float) -> float:

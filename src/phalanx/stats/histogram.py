@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 from math import floor, log2
 from typing import Final
 
@@ -106,8 +107,11 @@ def check_wire(wire: HistogramWire) -> None:
     summing to ``count``; ``0 <= min <= max <= MAX_VALUE``; the first and last
     buckets are those of ``min`` and ``max``; ``total_ns`` lies between
     ``count`` times the truncated ``min`` and ``max``.
+
+    A master runs this for every entry of every worker delta, so the loops
+    are C-level builtins (``sorted``, ``set``, ``min``, ``sum``), not Python.
     """
-    inv = _inverse_log_gamma(_check_relative_error(wire.relative_error))
+    inv, zero_index = _layout(wire.relative_error)
     count = wire.count
     indices = wire.indices
     counts = wire.counts
@@ -125,20 +129,23 @@ def check_wire(wire: HistogramWire) -> None:
         raise ValueError("histogram min and max must satisfy 0 <= min <= max <= MAX_VALUE")
     if not indices:
         raise ValueError("a non-empty histogram must have buckets")
-    previous = indices[0] - 1
-    for index in indices:
-        if index <= previous:
-            raise ValueError("histogram bucket indices must be strictly increasing")
-        previous = index
-    if any(c <= 0 for c in counts):
+    if len(set(indices)) != len(indices) or list(indices) != sorted(indices):
+        raise ValueError("histogram bucket indices must be strictly increasing")
+    if min(counts) <= 0:
         raise ValueError("histogram bucket counts must be positive")
     if sum(counts) != count:
         raise ValueError("histogram bucket counts do not add up to count")
-    zero_index = floor(log2(MIN_VALUE) * inv) - 1
     if indices[0] != _index(lo, inv, zero_index) or indices[-1] != _index(hi, inv, zero_index):
         raise ValueError("histogram buckets do not match its min and max")
     if not floor(lo * _NS_PER_S) * count <= wire.total_ns <= floor(hi * _NS_PER_S) * count:
         raise ValueError("histogram total is inconsistent with count, min and max")
+
+
+@lru_cache(maxsize=16)
+def _layout(relative_error: float) -> tuple[float, int]:
+    """``(1 / log2(gamma), zero bucket index)`` of a relative error, checked (memoised)."""
+    inv = _inverse_log_gamma(_check_relative_error(relative_error))
+    return inv, floor(log2(MIN_VALUE) * inv) - 1
 
 
 def _index(value: float, inv_log_gamma: float, zero_index: int) -> int:
@@ -222,6 +229,22 @@ class Histogram:
         self._total_ns += other._total_ns
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
+
+    def merge_checked_wire(self, wire: HistogramWire) -> None:
+        """Merge a wire histogram that already passed :func:`check_wire` with this
+        histogram's relative error (the caller guarantees both; nothing is re-checked)."""
+        if wire.count == 0:
+            return
+        buckets = self._buckets
+        get = buckets.get
+        for index, n in zip(wire.indices, wire.counts, strict=True):
+            buckets[index] = get(index, 0) + n
+        self._count += wire.count
+        self._total_ns += wire.total_ns
+        if wire.min < self._min:
+            self._min = wire.min
+        if wire.max > self._max:
+            self._max = wire.max
 
     def merge_wire(self, wire: HistogramWire) -> None:
         """Merge a wire histogram without building an intermediate object.

@@ -118,6 +118,9 @@ class MasterSocket:
         self.received = 0
         self.dropped = 0
         self.send_failures = 0
+        self.drained_at = clock()
+        """When a read last found no message waiting (``clock`` time): every message that
+        had arrived by then has been returned or dropped."""
 
     async def __aenter__(self) -> Self:
         self.open()
@@ -206,7 +209,9 @@ class MasterSocket:
         while True:
             self._check_zap()
             raw = read_message(sync, self._limits.max_frames)
-            if raw is not None:
+            if raw is None:
+                self.drained_at = self._clock()
+            else:
                 item = self._accept(raw)
                 if item is not None:
                     self.received += 1

@@ -299,17 +299,22 @@ class Aggregator:
         return histogram
 
     def snapshot(self, now: float) -> StatsSnapshot:
-        """The run and the current window as seen at ``now`` (does not change state)."""
+        """The run and the current window as seen at ``now`` (does not change state).
+
+        Cost: each live slot is merged once per entry (into the window, or the run
+        when it is outside the window); totals are merged from the entries, not
+        from the slots, so the work does not grow with the number of deltas.
+        """
         duration = max(0.0, now - self._start)
         low = now - self._window
         selected = [slot for slot in self._recent.values() if low < slot.span_end <= now]
+        others = [slot for slot in self._recent.values() if not low < slot.span_end <= now]
         covered = (
             max(slot.span_end for slot in selected) - min(slot.span_start for slot in selected)
             if selected
             else 0.0
         )
         window: dict[_Key, _Totals] = {}
-        window_total = _Totals(self._relative_error)
         for slot in selected:
             for key, live in slot.entries.items():
                 totals = window.get(key)
@@ -317,20 +322,30 @@ class Aggregator:
                     totals = window[key] = _Totals(self._relative_error)
                 totals.histogram.merge(live.histogram)
                 totals.num_failures += live.num_failures
-                window_total.histogram.merge(live.histogram)
-                window_total.num_failures += live.num_failures
 
+        window_total = _Totals(self._relative_error)
         run_total = _Totals(self._relative_error)
-        run_total.histogram = self.total_histogram()
+        run_total.histogram = self._archive_total.histogram.copy()
         run_total.num_failures = self._archive_total.num_failures
         run_total.response_bytes = self._archive_total.response_bytes
         rows = []
         for key, totals in sorted(self._entries.items(), key=lambda item: (item[0][1], item[0][0])):
             run = _Totals(self._relative_error)
-            run.histogram = self._run_histogram(key)
+            run.histogram = totals.histogram.copy()
             run.num_failures = totals.num_failures
             run.response_bytes = totals.response_bytes
-            rows.append(_entry_snapshot(key, run, window.get(key), duration, covered))
+            current = window.get(key)
+            if current is not None:
+                run.histogram.merge(current.histogram)
+                run_total.histogram.merge(current.histogram)
+                window_total.histogram.merge(current.histogram)
+                window_total.num_failures += current.num_failures
+            for slot in others:
+                outside = slot.entries.get(key)
+                if outside is not None:
+                    run.histogram.merge(outside.histogram)
+                    run_total.histogram.merge(outside.histogram)
+            rows.append(_entry_snapshot(key, run, current, duration, covered))
         total = _entry_snapshot(
             (TOTAL_METHOD, TOTAL_NAME), run_total, window_total, duration, covered
         )

@@ -395,17 +395,15 @@ class MasterDriver:
         label = f"{shown} [{describe(key)}]"
         problem = self._admission_problem(hello)
         if problem is not None:
-            log.warning("refused worker %s: %s", label, problem)
-            self._send(key, Refuse(reason=problem))
+            self._refuse(key, label, problem)
             return
         if self._state is RunState.STOPPING or self._state is RunState.STOPPED:
             self._send(key, Welcome(run_id=self.run_id))
             return
         joined = self._table.join(key, hello.worker_name, hello.cpu_count, now)
         if not joined.accepted:
-            reason = f"the master already has its maximum of {self._plan.max_workers} workers"
-            log.warning("refused worker %s: %s", label, reason)
-            self._send(key, Refuse(reason=reason))
+            self._refuse(key, label, f"the master already has its maximum of "
+                                     f"{self._plan.max_workers} workers")
             return
         self._members[key] = _Member(name=shown, label=label)
         self._dispatch.assigned.pop(key, None)
@@ -417,6 +415,14 @@ class MasterDriver:
         self._wake.set()  # a waiting master starts as soon as enough workers are in
         if self._state in (RunState.SPAWNING, RunState.RUNNING):
             self._redistribute(now)
+
+    def _refuse(self, key: WorkerKey, label: str, reason: str) -> None:
+        """Refuse a Hello; logged once per worker and reason (a retrying worker is not news)."""
+        once = f"refused:{key}:{reason}"
+        if once not in self._warned and len(self._warned) < 10_000:
+            self._warned.add(once)
+            log.warning("refused worker %s: %s", label, reason)
+        self._send(key, Refuse(reason=reason))
 
     def _admission_problem(self, hello: Hello) -> str | None:
         if hello.protocol_version != PROTOCOL_VERSION:

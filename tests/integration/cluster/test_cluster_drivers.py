@@ -405,3 +405,21 @@ async def test_the_link_carries_no_readable_endpoint_or_host_unless_plaintext(
         assert readable == []
     else:
         assert readable == [b"/items", host, b"Browser"]
+
+
+async def test_workers_beyond_max_workers_are_refused_and_shares_respect_the_per_worker_cap(
+        keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with cluster(keys, run_time=None, expect_workers=1, max_workers=1,
+                       max_users_per_worker=3) as c:
+        run = c.start_master()
+        w1 = c.worker("w1")
+        await until(lambda: w1.driver.running_users == 3)
+        extra = c.worker("w2")
+        assert await asyncio.wait_for(extra.task, timeout=10) is WorkerExit.REFUSED
+        assert "maximum of 1 workers" in extra.driver.exit_reason
+        assert c.driver is not None
+        c.driver.request_stop()
+        await asyncio.wait_for(run, timeout=20)
+    messages = " | ".join(r.getMessage() for r in caplog.records)
+    assert "--max-users-per-worker 3: running 3" in messages

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from phalanx.exporters.report import RunReport, ms, percentile_label
-from phalanx.stats import PERCENTILES, EntrySnapshot
+from phalanx.stats import PERCENTILES, EntrySnapshot, StatsSnapshot
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -51,22 +51,30 @@ def _stats_row(entry: EntrySnapshot, name: str) -> list[object]:
     ]
 
 
+STATS_HEADER: tuple[str, ...] = (
+    "Type", "Name", "Request Count", "Failure Count", "Median Response Time",
+    "Average Response Time", "Min Response Time", "Max Response Time",
+    "Average Content Size", "Requests/s", "Failures/s",
+    *(f"{percentile_label(q)}%" for q in PERCENTILES),
+)
+
+
+def stats_rows(snap: StatsSnapshot) -> list[list[object]]:
+    """The stats table (header first), every text cell formula-safe."""
+    rows = [_stats_row(entry, entry.name) for entry in snap.entries]
+    rows.append(_stats_row(snap.total, "Aggregated"))
+    rows[-1][0] = ""
+    return [list(STATS_HEADER), *([safe_cell(cell) for cell in row] for row in rows)]
+
+
 def write_csv_files(prefix: str, report: RunReport) -> list[Path]:
     """Write the three files next to ``prefix``; return their paths."""
     snap = report.snapshot
     stats_path = Path(f"{prefix}_stats.csv")
     failures_path = Path(f"{prefix}_failures.csv")
     exceptions_path = Path(f"{prefix}_exceptions.csv")
-    header = [
-        "Type", "Name", "Request Count", "Failure Count", "Median Response Time",
-        "Average Response Time", "Min Response Time", "Max Response Time",
-        "Average Content Size", "Requests/s", "Failures/s",
-        *(f"{percentile_label(q)}%" for q in PERCENTILES),
-    ]
-    rows = [_stats_row(entry, entry.name) for entry in snap.entries]
-    rows.append(_stats_row(snap.total, "Aggregated"))
-    rows[-1][0] = ""
-    _write(stats_path, header, rows)
+    table = stats_rows(snap)
+    _write(stats_path, table[0], table[1:])
     _write(
         failures_path,
         ["Method", "Name", "Kind", "Error", "Occurrences"],

@@ -186,7 +186,7 @@ class Processes:
         for process in reversed(self._started):
             try:
                 process.close()
-            except BaseException as exc:  # noqa: BLE001 - close the others, then re-raise
+            except BaseException as exc:
                 errors.append(exc)
         self._started.clear()
         if errors:

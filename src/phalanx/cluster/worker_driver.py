@@ -174,7 +174,8 @@ class WorkerDriver:
             await self._end_run()
             if self._welcomed or self._exit is WorkerExit.CANNOT_RUN:
                 self._queue(Bye(reason=self._exit_reason or "worker shutting down"))
-            await self._drain()
+                await self._drain()
+            # else: no master to tell; pending Hellos would only wait for a connection
             sender.cancel()
         self._tg = None
         return self._exit or WorkerExit.SHUTDOWN

@@ -206,7 +206,7 @@ def _flag(raw: object) -> bool:
 _ENDPOINT_HOST = re.compile(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]|\*")
 
 
-def _endpoint(raw: object) -> str | None:
+def _endpoint(raw: object, *, allow_any_port: bool = False) -> str | None:
     """``HOST:PORT`` (tcp), ``tcp://HOST:PORT`` or ``ipc:///path`` as a ZeroMQ endpoint."""
     text = _text(raw)
     if text is None:
@@ -219,14 +219,16 @@ def _endpoint(raw: object) -> str | None:
         raise ValueError(f"{text!r}: use HOST:PORT, tcp://HOST:PORT or ipc:///PATH")
     address = text.removeprefix("tcp://")
     host, sep, port = address.rpartition(":")
+    lowest = 0 if allow_any_port else 1
     if not sep or not _ENDPOINT_HOST.fullmatch(host) or not port.isdigit() \
-            or not 0 < int(port) < 65536:
+            or not lowest <= int(port) < 65536:
         raise ValueError(f"{text!r}: expected HOST:PORT with a port in 1-65535")
     return f"tcp://{host}:{int(port)}"
 
 
-def _required_endpoint(raw: object) -> str:
-    value = _endpoint(raw)
+def _bind_endpoint(raw: object) -> str:
+    """Where to listen; port 0 picks a free port (the master logs the one it got)."""
+    value = _endpoint(raw, allow_any_port=True)
     if value is None:
         raise ValueError("must not be empty")
     return value
@@ -402,7 +404,7 @@ OPTIONS: tuple[Option, ...] = (
            ("--seed",), "N"),
     Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
            "log level (default INFO)", ("-L", "--log-level"), "LEVEL"),
-    Option("bind", _required_endpoint,
+    Option("bind", _bind_endpoint,
            "where the master listens for workers: HOST:PORT, tcp://HOST:PORT or ipc:///PATH "
            "(default 127.0.0.1:5557; any other address needs CURVE keys, see --keys)",
            ("--bind",), "ADDRESS"),

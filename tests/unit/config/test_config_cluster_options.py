@@ -33,7 +33,7 @@ def test_addresses_become_zeromq_endpoints(given: str, endpoint: str) -> None:
 
 
 @pytest.mark.parametrize("given", [
-    "nonsense", "host:", ":5557", "host:0", "host:70000", "http://host:80", "ipc://",
+    "nonsense", "host:", ":5557", "host:70000", "http://host:80", "ipc://",
     "ipc://@abstract", "tcp://host", "a b:1",
 ])
 def test_bad_addresses_are_refused_with_the_flag_named(given: str) -> None:
@@ -74,3 +74,9 @@ def test_cluster_options_come_from_the_environment_too() -> None:
                                                   "PHALANX_EXPECT_WORKERS": "3"})
     assert settings.master == "tcp://127.0.0.1:7000"
     assert settings.expect_workers == 3
+
+
+def test_port_zero_picks_a_free_port_for_bind_but_is_refused_for_master() -> None:
+    assert build(bind="127.0.0.1:0").bind == "tcp://127.0.0.1:0"
+    with pytest.raises(ConfigError, match="--master"):
+        build(master="127.0.0.1:0")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the tools `make test` and `make demo` need exist: make, and a Python 3.11+
-# that can create virtual environments (Debian ships venv/ensurepip separately).
+# Make sure the tools `make test` and `make demo` need exist: make, a Python 3.11+
+# that can create virtual environments (Debian ships venv/ensurepip separately), and
+# Chromium for the web UI's browser tests.
 # On Debian/Ubuntu missing pieces are installed with apt-get (needs root); elsewhere
 # this only says what is missing.
 set -euo pipefail
@@ -11,6 +12,8 @@ if ! command -v python3 >/dev/null 2>&1; then
 elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
+# The web UI's browser tests drive Debian's Chromium (playwright cannot download one here).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -eq 0 ]; then
   :
 elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

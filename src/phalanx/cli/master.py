@@ -33,6 +33,7 @@ from phalanx.cli.run import (
     finish,
     install_signals,
     load_classes,
+    run_info,
     secret_store,
     set_up_output,
 )
@@ -67,6 +68,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits", ("max_users", "max_spawn_rate")),
+    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "user_store", "audit_log")),
 )
 
 EPILOG = """\
@@ -176,6 +178,7 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
     import uvloop
 
     from phalanx.cli.main import version
+    from phalanx.cli.web import web_ui
 
     expect = local_workers.count if local_workers is not None else settings.expect_workers
     plan = cluster_plan(settings, script, classes, expect)
@@ -196,9 +199,12 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
             log.info("master for %s (sha256 %s) on %s: %d users at %g/s against %s",
                      script.path, script.sha256[:12], socket.endpoint, settings.users,
                      settings.spawn_rate, settings.host or "the classes' hosts")
+            web = web_ui(settings, driver, workers=driver.worker_summaries,
+                         run_info=run_info(settings, script))
             if local_workers is None:
-                return await driver.run()
-            async with local_workers.running(driver):
+                async with web:
+                    return await driver.run()
+            async with local_workers.running(driver), web:
                 result = await driver.run()
             if local_workers.failure:
                 raise ClusterError(local_workers.failure)

@@ -55,6 +55,7 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("several processes", ("processes", "expect_workers_timeout")),
+    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "user_store", "audit_log")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
      ("max_users", "max_spawn_rate", "max_memory", "max_connections", "secrets_dir",
@@ -342,6 +343,8 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
     """Run on uvloop with signal handling; the live view is shown meanwhile."""
     import uvloop
 
+    from phalanx.cli.web import web_ui
+
     async def main() -> RunResult:
         runner = LocalRunner(
             prepared.context, prepared.recorder, Aggregator(start=0.0), on_update=view.update
@@ -357,7 +360,8 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
             load, settings.host or "the classes' hosts",
             prepared.script.path, prepared.script.sha256[:12],
         )
-        return await runner.run(prepared.plan)
+        async with web_ui(settings, runner, run_info=run_info(settings, prepared.script)):
+            return await runner.run(prepared.plan)
 
     with view:
         return uvloop.run(main())
@@ -372,6 +376,14 @@ class Stoppable(Protocol):
     def stop_requested(self) -> bool: ...
     def request_stop(self) -> None: ...
     def abort(self) -> None: ...
+
+
+def run_info(settings: Settings, script: LoadedScript) -> dict[str, object]:
+    """What the web UI shows about the run (the host with any secret masked)."""
+    return {"script": script.path.name, "script_sha256": script.sha256,
+            "host": Redactor().redact_url(settings.host) if settings.host else None,
+            "users": settings.users, "spawn_rate": settings.spawn_rate,
+            "run_time_s": settings.run_time}
 
 
 def install_signals(runner: Stoppable) -> None:

@@ -82,6 +82,13 @@ class Settings:
     processes: int | None = None
     insecure_plaintext: bool = False
     headless: bool = False
+    # web UI (phalanx run --web, phalanx master --web)
+    web: bool = False
+    web_bind: str = "127.0.0.1:8089"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    user_store: str | None = None
+    audit_log: str | None = None
     config_file: str | None = field(default=None, compare=False)
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -246,6 +253,17 @@ def _heartbeat_timeout(raw: object) -> float:
     if not 3.0 <= value <= 600.0:
         raise ValueError(f"must be between 3s and 10m, got {raw!r}")
     return value
+
+
+def _web_bind(raw: object) -> str:
+    """``HOST:PORT`` (IPv6 in brackets); port 0 picks a free one."""
+    text = str(raw).strip()
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536 \
+            or not _ENDPOINT_HOST.fullmatch(host if ":" not in host else f"[{host}]"):
+        raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8089")
+    return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
 
 
 def _master_timeout(raw: object) -> float:
@@ -446,6 +464,18 @@ OPTIONS: tuple[Option, ...] = (
            "DEVELOPMENT ONLY: no encryption and no authentication between master and workers; "
            "refused on anything but ipc:// and 127.x.x.x", ("--insecure-plaintext",),
            switch=True),
+    Option("web", _flag, "serve the web UI and REST API (login required; see --web-bind)",
+           ("--web",), switch=True),
+    Option("web_bind", _web_bind, "where the web UI listens (default 127.0.0.1:8089; another "
+           "address needs --tls-cert and --tls-key)", ("--web-bind",), "HOST:PORT"),
+    Option("tls_cert", _text, "certificate (PEM) for serving the web UI over HTTPS",
+           ("--tls-cert",), "PEM"),
+    Option("tls_key", _text, "private key (PEM) of --tls-cert", ("--tls-key",), "PEM"),
+    Option("user_store", _text, "the web UI's user and token store (phalanx users ...; "
+           "default: phalanx-users.json here, or PHALANX_USER_STORE)", ("--user-store",),
+           "FILE"),
+    Option("audit_log", _text, "append the audit log (hash-chained JSON lines) to FILE "
+           "(default: phalanx-audit.jsonl next to the user store)", ("--audit-log",), "FILE"),
     Option("headless", _flag, "accepted for Locust compatibility: phalanx masters are headless "
            "(the web UI comes with --web)", ("--headless",), switch=True),
 )

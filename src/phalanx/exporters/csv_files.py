@@ -74,7 +74,7 @@ def write_csv_files(prefix: str, report: RunReport) -> list[Path]:
     failures_path = Path(f"{prefix}_failures.csv")
     exceptions_path = Path(f"{prefix}_exceptions.csv")
     table = stats_rows(snap)
-    _write(stats_path, table[0], table[1:])
+    _write(stats_path, STATS_HEADER, table[1:])
     _write(
         failures_path,
         ["Method", "Name", "Kind", "Error", "Occurrences"],

@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import uvicorn
@@ -77,8 +77,12 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    async def start(self) -> None:
-        """Bind and start serving (ConfigError if the address cannot be bound or TLS fails)."""
+    async def start(self, make_app: Callable[[WebServer], ASGIApp] | None = None) -> None:
+        """Bind and start serving (ConfigError if the address cannot be bound or TLS fails).
+
+        ``make_app`` builds the app once the port is known (port 0 binds a free one,
+        and the app needs its own origin to check requests against).
+        """
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -90,6 +94,8 @@ class WebServer:
                               f"{exc.strerror or exc}") from None
         self._socket = sock
         self.port = sock.getsockname()[1]
+        if make_app is not None:
+            self._config.app = make_app(self)
         if self._config.is_ssl:
             try:
                 self._config.load()  # reads the certificate now: a bad file is a clear error

@@ -257,7 +257,7 @@ async def test_every_response_carries_the_security_headers(site: Site) -> None:
         assert "'unsafe-eval'" not in csp
         assert "frame-ancestors 'none'" in csp
         assert reply.headers["x-content-type-options"] == "nosniff"
-        assert reply.headers["referrer-policy"] == "no-referrer"
+        assert reply.headers["referrer-policy"] == "same-origin"
         assert reply.headers["cross-origin-opener-policy"] == "same-origin"
         assert reply.headers["cross-origin-resource-policy"] == "same-origin"
         assert "access-control-allow-origin" not in reply.headers

@@ -1,0 +1,188 @@
+"""The web UI in a real browser (Debian's Chromium driven by playwright), on a real run.
+
+``phalanx run --web`` loads a script whose request names and failure
+messages carry markup; the test signs in as a viewer and as an admin and
+checks what a user sees and what a page can do: markup shown as text (no
+dialog, no injected element, no CSP violation), no control for a viewer,
+and a working stop button for an admin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support.target import ThreadedTarget, start_in_thread
+
+from phalanx.web.accounts import UserStore, add_user
+from phalanx.web.passwords import Passwords
+from phalanx.web.rbac import Role
+
+CHROMIUM = "/usr/bin/chromium"
+XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+ADMIN_PASSWORD = "browser-admin-password"
+VIEWER_PASSWORD = "browser-viewer-password"
+
+SCRIPT = f'''
+from phalanx import HttpUser, task, constant
+
+XSS = {XSS!r}
+
+class Marked(HttpUser):
+    wait_time = constant(0.2)
+
+    @task
+    async def named(self):
+        await self.client.get("/items/1", name="/items/" + XSS)
+
+    @task
+    async def failing(self):
+        async with self.client.get("/status/500", catch_response=True) as r:
+            r.failure("broken " + XSS)
+'''
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    reason="Chromium is not installed here (scripts/ensure-tools.sh installs it; CI has it)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def target() -> Iterator[ThreadedTarget]:
+    with start_in_thread() as running:
+        yield running
+
+
+@pytest.fixture
+def web_run(tmp_path: Path, target: ThreadedTarget) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    store = UserStore.open(tmp_path / "users.json", create=True)
+    cheap = Passwords(_cheap_parameters())
+    add_user(store, "admin", Role.ADMIN, ADMIN_PASSWORD, passwords=cheap, now=time.time())
+    add_user(store, "vera", Role.VIEWER, VIEWER_PASSWORD, passwords=cheap, now=time.time())
+    script = tmp_path / "marked.py"
+    script.write_text(SCRIPT)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", str(script), "--host", target.url,
+         "-u", "2", "-r", "10", "-t", "60s", "--live", "off", "--web",
+         "--web-bind", f"127.0.0.1:{port}", "--user-store", str(tmp_path / "users.json"),
+         "--max-fail-ratio", "1"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    raise AssertionError((tmp_path / "run.log").read_text()) from None
+                time.sleep(0.05)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def _cheap_parameters():  # type: ignore[no-untyped-def]
+    import argon2
+
+    return argon2.Parameters(type=argon2.Type.ID, version=19, salt_len=16, hash_len=32,
+                             time_cost=1, memory_cost=8, parallelism=1)
+
+
+def _browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    manager = sync_playwright().start()
+    browser = manager.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync"])
+    return manager, browser
+
+
+def _sign_in(page, url: str, user: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{url}/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def test_markup_is_text_a_viewer_cannot_control_and_an_admin_can_stop(
+        web_run: tuple[str, subprocess.Popen[str]]) -> None:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is required in CI (scripts/ensure-tools.sh installs it)")
+    url, process = web_run
+    manager, browser = _browser()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        dialogs: list[str] = []
+        problems: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("console", lambda msg: problems.append(msg.text)
+                if msg.type == "error" else None)
+
+        # Anonymous: the dashboard sends the browser to the login page.
+        page.goto(f"{url}/")
+        assert page.url == f"{url}/login"
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", "not-the-password")
+        page.click("button[type=submit]")
+        assert page.locator(".error").inner_text() == "wrong user name or password"
+
+        _sign_in(page, url, "vera", VIEWER_PASSWORD)
+        row = page.locator("#stats tbody tr", has_text="/items/<img")
+        row.first.wait_for(timeout=15_000)
+        assert XSS in row.first.inner_text()
+        failure = page.locator("#errors tbody tr", has_text="broken <img")
+        failure.first.wait_for(timeout=15_000)
+        assert page.evaluate("window.__pwned === undefined")
+        assert page.locator("main img").count() == 0
+        assert page.locator("#stop-button").count() == 0  # a viewer gets no control
+        # Even a hand-made request from the viewer's page is refused.
+        status = page.evaluate("""async () => {
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch('/api/run/stop', {method: 'POST',
+                headers: {'X-CSRF-Token': token, 'Content-Type': 'application/json'}, body: '{}'});
+            return r.status; }""")
+        assert status == 403
+        assert dialogs == []
+        assert not [p for p in problems if re.search(r"Content Security Policy", p)]
+        context.close()
+
+        admin = browser.new_context().new_page()
+        _sign_in(admin, url, "admin", ADMIN_PASSWORD)
+        admin.locator("#stop-button").click()
+        admin.locator("#control-message", has_text="done").wait_for(timeout=10_000)
+        assert process.wait(timeout=30) in (0, 1)
+    finally:
+        browser.close()
+        manager.stop()

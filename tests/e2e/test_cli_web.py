@@ -1,0 +1,73 @@
+"""``--web`` on the command line: safe refusals, and the first admin password shown once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.e2e.conftest import run_phalanx
+from tests.support.target import start_in_thread
+
+SCRIPT = """
+from phalanx import HttpUser, task, constant
+
+class Quick(HttpUser):
+    wait_time = constant(0.1)
+
+    @task
+    async def root(self):
+        await self.client.get("/")
+"""
+
+
+def test_a_non_loopback_web_bind_without_tls_is_refused_before_any_load(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text(SCRIPT)
+    with start_in_thread() as target:
+        result = run_phalanx(["run", "-f", "s.py", "--host", target.url, "-t", "5s", "--web",
+                              "--web-bind", "0.0.0.0:18089", "--live", "off"], cwd=tmp_path)
+        assert target.server.stats.total_requests == 0
+    assert result.returncode == 2
+    assert "in clear" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_half_a_tls_pair_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text(SCRIPT)
+    result = run_phalanx(["run", "-f", "s.py", "--host", "http://127.0.0.1:9", "-t", "5s",
+                          "--web", "--tls-cert", "cert.pem", "--live", "off"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--tls-key" in result.stderr
+
+
+def test_the_first_admin_password_is_printed_once_and_never_logged(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text(SCRIPT)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    with start_in_thread() as target:
+        process = subprocess.run(
+            [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
+             "-u", "1", "-t", "2s", "--web", "--web-bind", f"127.0.0.1:{port}", "--live", "off",
+             "--log-level", "DEBUG"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert process.returncode == 0, process.stderr
+    lines = process.stderr.splitlines()
+    index = next(i for i, line in enumerate(lines) if "created the web UI user 'admin'" in line)
+    password = lines[index + 1].strip()
+    assert len(password) >= 20
+    assert (process.stdout + process.stderr).count(password) == 1
+    store = tmp_path / "phalanx-users.json"
+    assert store.stat().st_mode & 0o777 == 0o600
+    assert password not in store.read_text()
+    # A second start finds the admin and prints no password.
+    with start_in_thread() as target:
+        again = subprocess.run(
+            [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
+             "-u", "1", "-t", "1s", "--web", "--web-bind", "127.0.0.1:0", "--live", "off"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "created the web UI user" not in again.stderr

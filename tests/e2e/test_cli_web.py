@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -71,3 +72,25 @@ def test_the_first_admin_password_is_printed_once_and_never_logged(tmp_path: Pat
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 0, again.stderr
     assert "created the web UI user" not in again.stderr
+
+
+def test_a_web_run_keeps_a_verifiable_audit_log_of_its_start_and_stop(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    env["PHALANX_ADMIN_PASSWORD"] = "audit-test-admin-password"
+    with start_in_thread() as target:
+        process = subprocess.run(
+            [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
+             "-u", "1", "-t", "1s", "--web", "--web-bind", "127.0.0.1:0", "--live", "off"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert process.returncode == 0, process.stderr
+    assert "created the web UI user" not in process.stderr  # the password came from the env
+    log = tmp_path / "phalanx-audit.jsonl"
+    assert log.stat().st_mode & 0o777 == 0o600
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["action"] for e in entries] == ["run_start", "run_stop"]
+    assert entries[0]["details"]["host"] == target.url
+    assert len(entries[0]["details"]["script_sha256"]) == 64
+    verify = run_phalanx(["audit", "verify", str(log)], cwd=tmp_path)
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stdout.startswith("OK: 2 entries")

@@ -35,9 +35,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
+    from phalanx.cli import audit as audit_command
     from phalanx.cli import keys as keys_command
     from phalanx.cli import master as master_command
     from phalanx.cli import run as run_command
+    from phalanx.cli import users as users_command
     from phalanx.cli import worker as worker_command
 
     parser = Parser(
@@ -51,6 +53,9 @@ def build_parser() -> Parser:
     master_command.add_parser(commands)
     worker_command.add_parser(commands)
     keys_command.add_parser(commands)
+    audit_command.add_parser(commands)
+    users_command.add_users_parser(commands)
+    users_command.add_tokens_parser(commands)
     return parser
 
 

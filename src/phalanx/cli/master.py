@@ -36,6 +36,7 @@ from phalanx.cli.run import (
     run_info,
     secret_store,
     set_up_output,
+    stop_details,
 )
 from phalanx.cli.view import TerminalView
 from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDriver
@@ -108,7 +109,8 @@ def handle(args: argparse.Namespace) -> int:
         with _secrets(settings, redactor):
             script, classes = prepare_master(settings)
             security = master_security(settings)
-            result = run_master(settings, script, classes, security, settings.bind, view)
+            result = run_master(settings, script, classes, security, settings.bind, view,
+                                redactor)
     except PhalanxError as exc:
         exc.args = (redactor.redact_text(str(exc)),)
         raise
@@ -173,12 +175,12 @@ def cluster_plan(settings: Settings, script: LoadedScript,
 
 def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[User], ...],
                security: MasterSecurity, endpoint: str, view: TerminalView,
-               local_workers: LocalWorkers | None = None) -> RunResult:
+               redactor: Redactor, local_workers: LocalWorkers | None = None) -> RunResult:
     """Run the master on uvloop (with the live view) until the run ends."""
     import uvloop
 
     from phalanx.cli.main import version
-    from phalanx.cli.web import web_ui
+    from phalanx.cli.web import AuditWriter, audit_writer, operator_name, web_ui
 
     expect = local_workers.count if local_workers is not None else settings.expect_workers
     plan = cluster_plan(settings, script, classes, expect)
@@ -193,24 +195,41 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
         except TransportError as exc:
             raise ConfigError(str(exc)) from None
         try:
-            driver = MasterDriver(socket, plan, script_sha256=script.sha256,
-                                  phalanx_version=version(), on_update=view.update)
-            install_signals(driver)
-            log.info("master for %s (sha256 %s) on %s: %d users at %g/s against %s",
-                     script.path, script.sha256[:12], socket.endpoint, settings.users,
-                     settings.spawn_rate, settings.host or "the classes' hosts")
-            web = web_ui(settings, driver, workers=driver.worker_summaries,
-                         run_info=run_info(settings, script))
-            if local_workers is None:
-                async with web:
-                    return await driver.run()
+            async with audit_writer(settings, redactor) as audit:
+                return await drive(socket, audit)
+        finally:
+            await socket.aclose()
+
+    async def drive(socket: MasterSocket, audit: AuditWriter | None) -> RunResult:
+        def on_event(action: str, details: dict[str, object]) -> None:
+            if audit is not None:
+                audit.record(f"worker:{details.get('fingerprint', '?')}", "master", action,
+                             details)
+
+        driver = MasterDriver(socket, plan, script_sha256=script.sha256,
+                              phalanx_version=version(), on_update=view.update,
+                              on_event=on_event)
+        install_signals(driver)
+        log.info("master for %s (sha256 %s) on %s: %d users at %g/s against %s",
+                 script.path, script.sha256[:12], socket.endpoint, settings.users,
+                 settings.spawn_rate, settings.host or "the classes' hosts")
+        info = run_info(settings, script)
+        mode = "master" if local_workers is None else f"processes:{local_workers.count}"
+        if audit is not None:
+            audit.record(operator_name(), "cli", "run_start", {**info, "mode": mode})
+        web = web_ui(settings, driver, workers=driver.worker_summaries, run_info=info,
+                     audit=audit)
+        if local_workers is None:
+            async with web:
+                result = await driver.run()
+        else:
             async with local_workers.running(driver), web:
                 result = await driver.run()
             if local_workers.failure:
                 raise ClusterError(local_workers.failure)
-            return result
-        finally:
-            await socket.aclose()
+        if audit is not None:
+            audit.record(operator_name(), "cli", "run_stop", stop_details(result))
+        return result
 
     with view:
         return uvloop.run(main())
@@ -226,7 +245,7 @@ def run_local_cluster(settings: Settings, view: TerminalView,
         endpoint = f"ipc://{directory / 'master.sock'}"
         workers = LocalWorkers(count, worker_arguments(settings, endpoint))
         result = run_master(settings, script, classes, PlaintextDev(), endpoint, view,
-                            local_workers=workers)
+                            redactor, local_workers=workers)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return script, result

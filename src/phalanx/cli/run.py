@@ -107,7 +107,7 @@ def handle(args: argparse.Namespace) -> int:
             else:
                 prepared = prepare(settings, redactor)
                 script = prepared.script
-                result = run_until_done(prepared, settings, view)
+                result = run_until_done(prepared, settings, view, redactor)
     except PhalanxError as exc:
         # An import error of the script may quote a secret it already read: mask it.
         exc.args = (redactor.redact_text(str(exc)),)
@@ -339,11 +339,12 @@ def _check_output_dir(flag: str, path: str | None) -> None:
         raise ConfigError(f"{flag} {path}: directory {directory} is not writable")
 
 
-def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -> RunResult:
+def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView,
+                   redactor: Redactor) -> RunResult:
     """Run on uvloop with signal handling; the live view is shown meanwhile."""
     import uvloop
 
-    from phalanx.cli.web import web_ui
+    from phalanx.cli.web import audit_writer, operator_name, web_ui
 
     async def main() -> RunResult:
         runner = LocalRunner(
@@ -360,8 +361,15 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView) -
             load, settings.host or "the classes' hosts",
             prepared.script.path, prepared.script.sha256[:12],
         )
-        async with web_ui(settings, runner, run_info=run_info(settings, prepared.script)):
-            return await runner.run(prepared.plan)
+        info = run_info(settings, prepared.script)
+        async with audit_writer(settings, redactor) as audit:
+            if audit is not None:
+                audit.record(operator_name(), "cli", "run_start", {**info, "mode": "local"})
+            async with web_ui(settings, runner, run_info=info, audit=audit):
+                result = await runner.run(prepared.plan)
+            if audit is not None:
+                audit.record(operator_name(), "cli", "run_stop", stop_details(result))
+            return result
 
     with view:
         return uvloop.run(main())
@@ -384,6 +392,12 @@ def run_info(settings: Settings, script: LoadedScript) -> dict[str, object]:
             "host": Redactor().redact_url(settings.host) if settings.host else None,
             "users": settings.users, "spawn_rate": settings.spawn_rate,
             "run_time_s": settings.run_time}
+
+
+def stop_details(result: RunResult) -> dict[str, object]:
+    total = result.snapshot.total
+    return {"reason": result.reason.value, "requests": total.num_requests,
+            "failures": total.num_failures}
 
 
 def install_signals(runner: Stoppable) -> None:

@@ -7,7 +7,9 @@ random one printed once to the terminal, never logged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import sys
@@ -18,8 +20,10 @@ from typing import Any
 
 from phalanx.config.settings import Settings
 from phalanx.core.workers import WorkerSummary
+from phalanx.security.audit import AuditError, AuditLog
+from phalanx.security.redaction import Redactor
 from phalanx.web.accounts import UserStore, ensure_admin, resolve_store_path
-from phalanx.web.app import AuditFn, RunControl, WebContext, create_app
+from phalanx.web.app import RunControl, WebContext, create_app
 from phalanx.web.auth import StoreAuthenticator
 from phalanx.web.passwords import Passwords
 from phalanx.web.server import WebServer, is_loopback
@@ -27,6 +31,87 @@ from phalanx.web.sessions import SessionStore
 from phalanx.web.throttle import LoginThrottle
 
 log = logging.getLogger("phalanx")
+
+
+MAX_QUEUED_AUDIT = 10_000
+
+
+class AuditWriter:
+    """Audit entries queued from the event loop, written in order by one task off the loop.
+
+    ``record`` never blocks (the file write and fsync happen in a thread);
+    ``async with`` starts the writer and, on the way out, waits (bounded) until
+    every queued entry is on disk. An entry that cannot be written is logged
+    as an error with its action (never dropped silently).
+    """
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+        self._queue: asyncio.Queue[tuple[str, str, str, dict[str, Any]]] = asyncio.Queue(
+            MAX_QUEUED_AUDIT)
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, actor: str, source: str, action: str, details: Mapping[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((actor, source, action, dict(details)))
+        except asyncio.QueueFull:
+            log.error("audit queue full: the %s entry by %s was not recorded", action, actor)
+
+    async def __aenter__(self) -> AuditWriter:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="phalanx-audit")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10.0):
+                await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.log.close()
+
+    async def _run(self) -> None:
+        while True:
+            actor, source, action, details = await self._queue.get()
+            try:
+                await asyncio.to_thread(self.log.append, actor, source, action, details)
+            except (AuditError, ValueError, TypeError) as exc:
+                log.error("could not write the %s audit entry: %s", action, exc)
+            finally:
+                self._queue.task_done()
+
+
+
+def audit_log_path(settings: Settings) -> Path | None:
+    """``--audit-log``, else (with ``--web``) phalanx-audit.jsonl next to the user store."""
+    if settings.audit_log:
+        return Path(settings.audit_log)
+    if settings.web:
+        store = resolve_store_path(Path(settings.user_store) if settings.user_store else None,
+                                   os.environ)
+        return store.parent / "phalanx-audit.jsonl"
+    return None
+
+
+@contextlib.asynccontextmanager
+async def audit_writer(settings: Settings, redactor: Redactor) -> AsyncIterator[AuditWriter | None]:
+    """The run's audit writer (None when there is no audit log to keep)."""
+    path = audit_log_path(settings)
+    if path is None:
+        yield None
+        return
+    async with AuditWriter(AuditLog(path, redact=redactor.redact_text)) as writer:
+        log.info("audit log %s (head %s)", path, writer.log.head.hash[:16])
+        yield writer
+
+
+def operator_name() -> str:
+    """Who started the run from the command line (the OS account)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def split_bind(text: str) -> tuple[str, int]:
@@ -46,7 +131,7 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 async def web_ui(settings: Settings, control: RunControl, *,
                  workers: Callable[[], Sequence[WorkerSummary]] | None = None,
                  run_info: Mapping[str, Any] | None = None,
-                 audit: AuditFn | None = None) -> AsyncIterator[WebServer | None]:
+                 audit: AuditWriter | None = None) -> AsyncIterator[WebServer | None]:
     """Serve the UI for the duration of the block when ``--web`` is on (else yield None)."""
     if not settings.web:
         yield None
@@ -73,7 +158,9 @@ async def web_ui(settings: Settings, control: RunControl, *,
             control=control, auth=auth, sessions=SessionStore(auth.epoch_of),
             throttle=LoginThrottle(), clock=time.monotonic, allowed_hosts=hosts,
             origins=frozenset(f"{scheme}://{name}" for name in hosts), tls=bound.tls,
-            audit=audit, workers=workers, run_info=run_info,
+            audit=audit.record if audit is not None else None,
+            audit_recent=(lambda: audit.log.recent) if audit is not None else None,
+            workers=workers, run_info=run_info,
         )
         return create_app(ctx)
 

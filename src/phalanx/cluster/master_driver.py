@@ -127,6 +127,8 @@ class _Dispatch:
 
 
 UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
+EventCallback = Callable[[str, dict[str, object]], None]
+"""``on_event(action, details)``: worker_join / worker_refused, for the audit log."""
 
 
 class MasterDriver:
@@ -134,7 +136,8 @@ class MasterDriver:
 
     def __init__(self, socket: MasterSocket, plan: ClusterPlan, *, script_sha256: str,
                  phalanx_version: str, clock: Clock | None = None,
-                 on_update: UpdateCallback | None = None, run_id: str | None = None) -> None:
+                 on_update: UpdateCallback | None = None, run_id: str | None = None,
+                 on_event: EventCallback | None = None) -> None:
         if not plan.classes:
             raise ValueError("no user classes to run")
         self._socket = socket
@@ -143,6 +146,7 @@ class MasterDriver:
         self._version = phalanx_version
         self._clock = clock or SystemClock()
         self._on_update = on_update
+        self._on_event = on_event
         self.run_id = run_id or secrets.token_hex(8)
         self._table = WorkerTable(plan.heartbeat_timeout, plan.max_workers)
         self._limiter = MessageRateLimiter(plan.message_rate, max(10, int(plan.message_rate * 2)),
@@ -412,6 +416,8 @@ class MasterDriver:
         log.info("worker %s %s (%d CPU); %d worker(s) now", label,
                  "rejoined" if joined.rejoined else "joined", hello.cpu_count,
                  len(self._table.alive_keys()))
+        self._event("worker_join", {"fingerprint": describe(key), "name": shown,
+                                    "cpu_count": hello.cpu_count, "rejoin": joined.rejoined})
         self._wake.set()  # a waiting master starts as soon as enough workers are in
         if self._state in (RunState.SPAWNING, RunState.RUNNING):
             self._redistribute(now)
@@ -422,7 +428,13 @@ class MasterDriver:
         if once not in self._warned and len(self._warned) < 10_000:
             self._warned.add(once)
             log.warning("refused worker %s: %s", label, reason)
+            self._event("worker_refused", {"fingerprint": describe(key), "name": label,
+                                           "reason": reason})
         self._send(key, Refuse(reason=reason))
+
+    def _event(self, action: str, details: dict[str, object]) -> None:
+        if self._on_event is not None:
+            self._on_event(action, details)
 
     def _admission_problem(self, hello: Hello) -> str | None:
         if hello.protocol_version != PROTOCOL_VERSION:

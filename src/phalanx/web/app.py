@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from phalanx.core.workers import WorkerSummary
 from phalanx.engine.runner import RunStatus
+from phalanx.security.audit_chain import AuditEntry
 from phalanx.stats import StatsSnapshot
 from phalanx.web.rbac import Permission, Role, allowed
 from phalanx.web.sessions import Session, SessionStore
@@ -118,6 +119,7 @@ class WebContext:
     origins: frozenset[str]
     tls: bool
     audit: AuditFn | None = None
+    audit_recent: Callable[[], Sequence[AuditEntry]] | None = None
     workers: Callable[[], Sequence[WorkerSummary]] | None = None
     run_info: Mapping[str, Any] | None = None
 
@@ -313,6 +315,15 @@ async def run_stop(request: Request, ctx: WebContext, who: Identity | None) -> R
     return JSONResponse({"ok": True})
 
 
+async def api_audit(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    entries = ctx.audit_recent() if ctx.audit_recent is not None else ()
+    return JSONResponse({
+        "enabled": ctx.audit_recent is not None,
+        "head": entries[-1].hash if entries else None,
+        "entries": [entry.as_dict() for entry in entries],
+    })
+
+
 async def health(request: Request, ctx: WebContext, who: Identity | None) -> Response:
     return PlainTextResponse("ok")
 
@@ -330,6 +341,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/download/stats.json", Permission.VIEW_REPORTS, stats_json),
     RouteSpec("POST", "/api/run/change", Permission.RUN_CONTROL, run_change),
     RouteSpec("POST", "/api/run/stop", Permission.RUN_CONTROL, run_stop),
+    RouteSpec("GET", "/api/audit", Permission.VIEW_AUDIT, api_audit),
 )
 """Every route of the app. A test enumerates it against the role table."""
 

@@ -7,6 +7,7 @@ verification, for unknown users too (no enumeration through timing).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from phalanx.web.app import Identity
 from phalanx.web.passwords import Passwords
 
 log = logging.getLogger("phalanx.web")
+
+MAX_CONCURRENT_VERIFICATIONS = 4
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -52,6 +55,9 @@ class StoreAuthenticator:
         self._checked = clock()
         self._seen = _identity(store.path)
         self._warned = False
+        # Each argon2id verification takes 64 MiB and ~0.1 s of a core: a login flood
+        # queues here instead of exhausting memory.
+        self._verifying = asyncio.Semaphore(MAX_CONCURRENT_VERIFICATIONS)
 
     @property
     def _current(self) -> UserStore:
@@ -72,8 +78,9 @@ class StoreAuthenticator:
         return self._store
 
     async def check_password(self, user: str, password: str) -> Identity | None:
-        found = await authenticate_password_async(self._current, user, password,
-                                                  passwords=self._passwords)
+        async with self._verifying:
+            found = await authenticate_password_async(self._current, user, password,
+                                                      passwords=self._passwords)
         return None if found is None else Identity(user=found.name, role=found.role)
 
     def check_token(self, token: str) -> Identity | None:

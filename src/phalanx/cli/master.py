@@ -213,7 +213,7 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
         log.info("master for %s (sha256 %s) on %s: %d users at %g/s against %s",
                  script.path, script.sha256[:12], socket.endpoint, settings.users,
                  settings.spawn_rate, settings.host or "the classes' hosts")
-        info = run_info(settings, script)
+        info = run_info(settings, script, redactor)
         mode = "master" if local_workers is None else f"processes:{local_workers.count}"
         if audit is not None:
             audit.record(operator_name(), "cli", "run_start", {**info, "mode": mode})

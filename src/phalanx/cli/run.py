@@ -361,7 +361,7 @@ def run_until_done(prepared: Prepared, settings: Settings, view: TerminalView,
             load, settings.host or "the classes' hosts",
             prepared.script.path, prepared.script.sha256[:12],
         )
-        info = run_info(settings, prepared.script)
+        info = run_info(settings, prepared.script, redactor)
         async with audit_writer(settings, redactor) as audit:
             if audit is not None:
                 audit.record(operator_name(), "cli", "run_start", {**info, "mode": "local"})
@@ -386,10 +386,11 @@ class Stoppable(Protocol):
     def abort(self) -> None: ...
 
 
-def run_info(settings: Settings, script: LoadedScript) -> dict[str, object]:
-    """What the web UI shows about the run (the host with any secret masked)."""
+def run_info(settings: Settings, script: LoadedScript,
+             redactor: Redactor) -> dict[str, object]:
+    """What the web UI and the audit log show about the run (secrets masked)."""
     return {"script": script.path.name, "script_sha256": script.sha256,
-            "host": Redactor().redact_url(settings.host) if settings.host else None,
+            "host": redactor.redact_url(settings.host) if settings.host else None,
             "users": settings.users, "spawn_rate": settings.spawn_rate,
             "run_time_s": settings.run_time}
 

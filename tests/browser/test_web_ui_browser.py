@@ -81,7 +81,7 @@ def web_run(tmp_path: Path, target: ThreadedTarget) -> Iterator[tuple[str, subpr
     log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "phalanx", "run", "-f", str(script), "--host", target.url,
-         "-u", "2", "-r", "10", "-t", "60s", "--live", "off", "--web",
+         "-u", "2", "-r", "10", "-t", "60s", "--live", "off", "--web", "--autostart",
          "--web-bind", f"127.0.0.1:{port}", "--user-store", str(tmp_path / "users.json"),
          "--max-fail-ratio", "1"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -186,3 +186,84 @@ def test_markup_is_text_a_viewer_cannot_control_and_an_admin_can_stop(
     finally:
         browser.close()
         manager.stop()
+
+
+def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_refused(
+        tmp_path: Path, target: ThreadedTarget) -> None:
+    import asyncio
+    import threading
+
+    from tests.support.target import serve
+
+    # A listener on 127.0.0.2 that must never see a connection.
+    ready = threading.Event()
+    forbidden: dict[str, object] = {}
+    stop = threading.Event()
+
+    def listen() -> None:
+        async def main() -> None:
+            async with serve(host="127.0.0.2") as server:
+                forbidden["server"] = server
+                ready.set()
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    server = forbidden["server"]
+    store = UserStore.open(tmp_path / "users.json", create=True)
+    add_user(store, "otto", Role.OPERATOR, ADMIN_PASSWORD, passwords=Passwords(_cheap_parameters()),
+             now=time.time())
+    add_user(store, "admin", Role.ADMIN, ADMIN_PASSWORD, passwords=Passwords(_cheap_parameters()),
+             now=time.time())
+    script = tmp_path / "marked.py"
+    script.write_text(SCRIPT)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", str(script), "--host", target.url,
+         "--live", "off", "--web", "--web-bind", f"127.0.0.1:{port}",
+         "--user-store", str(tmp_path / "users.json")],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    manager, browser = _browser()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "run.log").read_text()
+                time.sleep(0.05)
+        page = browser.new_context().new_page()
+        _sign_in(page, url, "otto", ADMIN_PASSWORD)
+        page.locator("#start-form").wait_for(timeout=10_000)
+        page.fill("#start-users", "2")
+        page.fill("#start-rate", "10")
+        page.fill("#start-host", server.url)  # type: ignore[attr-defined]
+        page.click("#start-form button[type=submit]")
+        page.locator("#control-message", has_text="outside the allowed targets").wait_for(
+            timeout=10_000)
+        page.fill("#start-host", "")
+        page.click("#start-form button[type=submit]")
+        page.locator("#stop-button").wait_for(state="visible", timeout=15_000)
+        page.locator("#stats tbody tr", has_text="/items/").first.wait_for(timeout=15_000)
+        page.click("#stop-button")
+        page.locator("#start-form").wait_for(state="visible", timeout=15_000)
+        assert server.stats.connections == 0  # type: ignore[attr-defined]
+        process.terminate()  # SIGTERM: phalanx stops and exits
+        assert process.wait(timeout=30) in (0, 1)
+    finally:
+        browser.close()
+        manager.stop()
+        stop.set()
+        thread.join(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()

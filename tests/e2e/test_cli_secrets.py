@@ -98,7 +98,7 @@ def test_a_secret_never_reaches_the_web_api_or_the_audit_log(demo_target: str,
     env["PHALANX_SECRET_API_TOKEN"] = SECRET
     process = subprocess.Popen(
         [sys.executable, "-m", "phalanx", "run", "-f", "leaky.py", "--host", demo_target,
-         "-u", "2", "-r", "10", "-t", "6s", "--live", "off", "--web", "--web-bind",
+         "-u", "2", "-r", "10", "-t", "6s", "--live", "off", "--web", "--autostart", "--web-bind",
          f"127.0.0.1:{port}", "--user-store", "users.json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -28,7 +28,8 @@ def test_a_non_loopback_web_bind_without_tls_is_refused_before_any_load(tmp_path
     (tmp_path / "s.py").write_text(SCRIPT)
     with start_in_thread() as target:
         result = run_phalanx(["run", "-f", "s.py", "--host", target.url, "-t", "5s", "--web",
-                              "--web-bind", "0.0.0.0:18089", "--live", "off"], cwd=tmp_path)
+                              "--autostart", "--web-bind", "0.0.0.0:18089", "--live", "off"],
+                             cwd=tmp_path)
         assert target.server.stats.total_requests == 0
     assert result.returncode == 2
     assert "in clear" in result.stderr
@@ -52,7 +53,8 @@ def test_the_first_admin_password_is_printed_once_and_never_logged(tmp_path: Pat
     with start_in_thread() as target:
         process = subprocess.run(
             [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
-             "-u", "1", "-t", "2s", "--web", "--web-bind", f"127.0.0.1:{port}", "--live", "off",
+             "-u", "1", "-t", "2s", "--web", "--autostart", "--web-bind", f"127.0.0.1:{port}",
+             "--live", "off",
              "--log-level", "DEBUG"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert process.returncode == 0, process.stderr
@@ -68,7 +70,8 @@ def test_the_first_admin_password_is_printed_once_and_never_logged(tmp_path: Pat
     with start_in_thread() as target:
         again = subprocess.run(
             [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
-             "-u", "1", "-t", "1s", "--web", "--web-bind", "127.0.0.1:0", "--live", "off"],
+             "-u", "1", "-t", "1s", "--web", "--autostart", "--web-bind", "127.0.0.1:0",
+             "--live", "off"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 0, again.stderr
     assert "created the web UI user" not in again.stderr
@@ -81,7 +84,8 @@ def test_a_web_run_keeps_a_verifiable_audit_log_of_its_start_and_stop(tmp_path: 
     with start_in_thread() as target:
         process = subprocess.run(
             [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
-             "-u", "1", "-t", "1s", "--web", "--web-bind", "127.0.0.1:0", "--live", "off"],
+             "-u", "1", "-t", "1s", "--web", "--autostart", "--web-bind", "127.0.0.1:0",
+             "--live", "off"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert process.returncode == 0, process.stderr
     assert "created the web UI user" not in process.stderr  # the password came from the env

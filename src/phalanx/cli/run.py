@@ -55,7 +55,8 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("load", ("users", "spawn_rate", "run_time", "stop_timeout", "seed")),
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("several processes", ("processes", "expect_workers_timeout")),
-    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "user_store", "audit_log")),
+    ("web UI", ("web", "autostart", "web_bind", "tls_cert", "tls_key", "user_store",
+                "audit_log")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
      ("max_users", "max_spawn_rate", "max_memory", "max_connections", "secrets_dir",
@@ -104,6 +105,14 @@ def handle(args: argparse.Namespace) -> int:
                 from phalanx.cli.master import run_local_cluster
 
                 script, result = run_local_cluster(settings, view, redactor)
+            elif settings.web and not settings.autostart:
+                from phalanx.cli.session import run_web_session
+
+                script, last = run_web_session(settings, view, redactor)
+                if last is None:
+                    console.print("no test was run", highlight=False, markup=False)
+                    return 0
+                result = last
             else:
                 prepared = prepare(settings, redactor)
                 script = prepared.script
@@ -200,8 +209,16 @@ class Prepared:
 def prepare(settings: Settings, redactor: Redactor | None = None) -> Prepared:
     """Load and check the script and build the run; raises PhalanxError on any mistake."""
     script, classes = load_classes(settings)
-    scope = build_scope(settings, classes)
     check_outputs(settings)
+    return build_run(settings, script, classes, redactor)
+
+
+def build_run(settings: Settings, script: LoadedScript, classes: tuple[type[User], ...],
+              redactor: Redactor | None = None, scope: ScopeGuard | None = None) -> Prepared:
+    """A run of already loaded classes with ``settings`` (its scope built and checked first,
+    unless ``scope`` is given)."""
+    if scope is None:
+        scope = build_scope(settings, classes)
     recorder = Recorder(0.0, redact=redactor.redact_text if redactor is not None else None)
     context, budget = build_context(settings, settings.host, scope, recorder)
     shape = script.shape_class() if script.shape_class is not None else None

@@ -84,6 +84,7 @@ class Settings:
     headless: bool = False
     # web UI (phalanx run --web, phalanx master --web)
     web: bool = False
+    autostart: bool = False
     web_bind: str = "127.0.0.1:8089"
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -466,6 +467,9 @@ OPTIONS: tuple[Option, ...] = (
            switch=True),
     Option("web", _flag, "serve the web UI and REST API (login required; see --web-bind)",
            ("--web",), switch=True),
+    Option("autostart", _flag, "with --web: start the test at once with these settings and "
+           "exit when it ends (default: wait for a start from the web UI)", ("--autostart",),
+           switch=True),
     Option("web_bind", _web_bind, "where the web UI listens (default 127.0.0.1:8089; another "
            "address needs --tls-cert and --tls-key)", ("--web-bind",), "HOST:PORT"),
     Option("tls_cert", _text, "certificate (PEM) for serving the web UI over HTTPS",

@@ -262,6 +262,13 @@ class LocalRunner:
             self._state = RunState.SPAWNING
         self._wake.set()
 
+    def reset_stats(self) -> None:
+        """Forget the statistics so far (totals, window, errors); the run goes on."""
+        now = self._clock.monotonic()
+        self._recorder.take_delta(now)
+        self._aggregator.reset(now)
+        self._latest = self._aggregator.snapshot(now)
+
     @property
     def state(self) -> RunState:
         return self._state

@@ -102,6 +102,32 @@ class RunControl(Protocol):
     def request_stop(self) -> None: ...
 
 
+class RunRequestError(Exception):
+    """A control request that cannot be honoured now or with these values (its message is
+    safe to show: the handler answers 409 for :class:`RunConflict`, 400 otherwise)."""
+
+
+class RunConflict(RunRequestError):
+    """The request does not fit the current state (e.g. start while a test runs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartRequest:
+    """A test to start from the UI (already type- and bound-checked by the app)."""
+
+    users: int
+    spawn_rate: float
+    host: str | None
+    run_time: float | None
+
+
+class SessionControl(RunControl, Protocol):
+    """A control that can also start tests and reset stats (a UI-driven local session)."""
+
+    def start(self, request: StartRequest) -> None: ...
+    def reset_stats(self) -> None: ...
+
+
 AuditFn = Callable[[str, str, str, Mapping[str, Any]], None]
 """``audit(actor, source, action, details)``."""
 
@@ -209,8 +235,10 @@ async def dashboard(request: Request, ctx: WebContext, who: Identity | None) -> 
     if who is None:  # pragma: no cover - the route requires view_stats
         raise HttpError(401, "sign in first")
     csrf = who.session.csrf if who.session else ""
+    host = (ctx.run_info or {}).get("host") or "the script's host"
     return _page("dashboard.html", user=who.user, role=who.role.value,
-                 can_control=allowed(who.role, Permission.RUN_CONTROL), csrf=csrf)
+                 can_control=allowed(who.role, Permission.RUN_CONTROL), csrf=csrf,
+                 default_host=str(host))
 
 
 async def static(request: Request, ctx: WebContext, who: Identity | None) -> Response:
@@ -239,6 +267,7 @@ async def api_status(request: Request, ctx: WebContext, who: Identity | None) ->
             for w in workers
         ],
         "run": dict(ctx.run_info or {}),
+        "can_start": hasattr(ctx.control, "start"),
         "user": who.user if who else None,
         "role": who.role.value if who else None,
     })
@@ -303,15 +332,62 @@ async def run_change(request: Request, ctx: WebContext, who: Identity | None) ->
     unknown = sorted(set(body) - {"users", "spawn_rate"})
     if unknown:
         raise HttpError(400, f"unknown field(s): {', '.join(unknown)[:200]}")
-    ctx.control.change_target(users, spawn_rate)
+    _call(lambda: ctx.control.change_target(users, spawn_rate))
     _audit(ctx, _who(who), _client(request), "run_change",
            {"users": users, "spawn_rate": spawn_rate})
     return JSONResponse({"ok": True, "users": users, "spawn_rate": spawn_rate})
 
 
 async def run_stop(request: Request, ctx: WebContext, who: Identity | None) -> Response:
-    ctx.control.request_stop()
+    _call(ctx.control.request_stop)
     _audit(ctx, _who(who), _client(request), "run_stop", {})
+    return JSONResponse({"ok": True})
+
+
+def _session(ctx: WebContext) -> SessionControl:
+    control = ctx.control
+    if not (hasattr(control, "start") and hasattr(control, "reset_stats")):
+        raise HttpError(409, "this run was started from the command line: starting and "
+                             "resetting from the UI are not available")
+    return control  # type: ignore[return-value]
+
+
+def _call(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except RunConflict as exc:
+        raise HttpError(409, str(exc)[:300]) from None
+    except RunRequestError as exc:
+        raise HttpError(400, str(exc)[:300]) from None
+
+
+async def run_start(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    session = _session(ctx)
+    body = await _json_body(request)
+    unknown = sorted(set(body) - {"users", "spawn_rate", "host", "run_time"})
+    if unknown:
+        raise HttpError(400, f"unknown field(s): {', '.join(unknown)[:200]}")
+    users = _int_field(body, "users", 1, MAX_USERS_FIELD)
+    spawn_rate = _float_field(body, "spawn_rate", 0.001, MAX_RATE_FIELD)
+    host = body.get("host")
+    if host is not None and (not isinstance(host, str) or len(host) > 2048):
+        raise HttpError(400, "host: expected a URL of at most 2048 characters")
+    run_time = body.get("run_time")
+    if run_time is not None:
+        run_time = _float_field(body, "run_time", 1.0, 30 * 86_400.0)
+    start = StartRequest(users=users, spawn_rate=spawn_rate, host=host or None,
+                         run_time=run_time)
+    _call(lambda: session.start(start))
+    _audit(ctx, _who(who), _client(request), "run_start",
+           {"users": users, "spawn_rate": spawn_rate, "host": host or None,
+            "run_time_s": run_time})
+    return JSONResponse({"ok": True})
+
+
+async def run_reset(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    session = _session(ctx)
+    _call(session.reset_stats)
+    _audit(ctx, _who(who), _client(request), "run_reset", {})
     return JSONResponse({"ok": True})
 
 
@@ -341,6 +417,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/download/stats.json", Permission.VIEW_REPORTS, stats_json),
     RouteSpec("POST", "/api/run/change", Permission.RUN_CONTROL, run_change),
     RouteSpec("POST", "/api/run/stop", Permission.RUN_CONTROL, run_stop),
+    RouteSpec("POST", "/api/run/start", Permission.RUN_CONTROL, run_start),
+    RouteSpec("POST", "/api/run/reset", Permission.RUN_CONTROL, run_reset),
     RouteSpec("GET", "/api/audit", Permission.VIEW_AUDIT, api_audit),
 )
 """Every route of the app. A test enumerates it against the role table."""
@@ -516,10 +594,11 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], status: int, m
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(ctx: WebContext) -> ASGIApp:
-    """The ASGI app for ``ctx``: routes from :data:`ROUTES` behind :class:`SecurityHeaders`."""
+def create_app(ctx: WebContext, extra_routes: Sequence[RouteSpec] = ()) -> ASGIApp:
+    """The ASGI app for ``ctx``: :data:`ROUTES` (and ``extra_routes``, e.g. the admin
+    pages) behind :class:`SecurityHeaders`."""
     routes = [Route(spec.path, _endpoint(spec, ctx), methods=[spec.method])
-              for spec in ROUTES]
+              for spec in (*ROUTES, *extra_routes)]
 
     app = Starlette(
         routes=routes,

@@ -30,6 +30,8 @@ from phalanx.web.app import (
     ROUTES,
     SESSION_COOKIE,
     Identity,
+    RunRequestError,
+    StartRequest,
     WebContext,
     create_app,
 )
@@ -74,6 +76,8 @@ def _snapshot() -> StatsSnapshot:
 class FakeControl:
     stopped: bool = False
     changes: list[tuple[int, float | None]] = field(default_factory=list)
+    started: list[StartRequest] = field(default_factory=list)
+    resets: int = 0
     explode: bool = False
     snapshot: StatsSnapshot = field(default_factory=_snapshot)
 
@@ -92,6 +96,14 @@ class FakeControl:
 
     def request_stop(self) -> None:
         self.stopped = True
+
+    def start(self, request: StartRequest) -> None:
+        if request.host is not None and "forbidden" in request.host:
+            raise RunRequestError(f"host {request.host} is outside the allowed targets")
+        self.started.append(request)
+
+    def reset_stats(self) -> None:
+        self.resets += 1
 
 
 @dataclass
@@ -230,7 +242,8 @@ async def test_every_route_answers_exactly_as_the_role_table_says(site: Site,
         if spec.path == "/logout":
             continue  # ends the session: checked on its own
         path = spec.path.replace("{name}", "app.js")
-        body = b'{"users": 3}' if spec.path == "/api/run/change" else b"{}"
+        body = {"/api/run/change": b'{"users": 3}',
+                "/api/run/start": b'{"users": 3, "spawn_rate": 1}'}.get(spec.path, b"{}")
         extra = {"Content-Type": "application/json"} if spec.method == "POST" else {}
         if spec.path == "/login":
             extra = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -470,3 +483,28 @@ async def test_under_tls_cookies_are_secure_and_hsts_is_sent(tmp_path: Path) -> 
         header = next(h for h in reply.cookies if h.startswith(SESSION_COOKIE))
         assert "Secure" in header
         assert reply.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_starting_from_the_ui_validates_and_checks_the_host_with_the_scope(
+        site: Site) -> None:
+    headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
+    bad = [
+        (b'{"users": 0, "spawn_rate": 1}', "users"),
+        (b'{"users": 5}', "spawn_rate"),
+        (b'{"users": 5, "spawn_rate": 1, "run_time": 0}', "run_time"),
+        (b'{"users": 5, "spawn_rate": 1, "host": 7}', "host"),
+        (b'{"users": 5, "spawn_rate": 1, "script": "x.py"}', "unknown field"),
+        (b'{"users": 5, "spawn_rate": 1, "host": "http://forbidden.test"}', "allowed targets"),
+    ]
+    for body, message in bad:
+        reply = await site.request("POST", "/api/run/start", body=body, headers=headers)
+        assert reply.status == 400, body
+        assert message in reply.json()["error"]
+    assert site.control.started == []
+    good = b'{"users": 5, "spawn_rate": 2.5, "host": "http://127.0.0.1:9", "run_time": 30}'
+    reply = await site.request("POST", "/api/run/start", body=good, headers=headers)
+    assert reply.status == 200
+    assert site.control.started == [StartRequest(5, 2.5, "http://127.0.0.1:9", 30.0)]
+    assert (await site.request("POST", "/api/run/reset", headers=headers)).status == 200
+    assert site.control.resets == 1
+    assert [entry[2] for entry in site.audit][-2:] == ["run_start", "run_reset"]

@@ -101,6 +101,11 @@ async function poll() {
   const status = await getJson("/api/status");
   if (status) {
     document.getElementById("state").textContent = status.state;
+    const active = ["spawning", "running", "stopping"].includes(status.state);
+    const startSection = document.getElementById("start-section");
+    const runSection = document.getElementById("run-section");
+    if (startSection) startSection.hidden = active || !status.can_start;
+    if (runSection) runSection.hidden = !active;
     document.getElementById("users").textContent = `${status.users} / ${status.target_users}`;
     document.getElementById("elapsed").textContent = `${status.elapsed_s.toFixed(0)} s`;
     push(history.users, status.users);
@@ -155,6 +160,23 @@ function setUpControls() {
       post("/api/run/change", body);
     });
   }
+  const start = document.getElementById("start-form");
+  if (start) {
+    start.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const body = {
+        users: Number(document.getElementById("start-users").value),
+        spawn_rate: Number(document.getElementById("start-rate").value),
+      };
+      const host = document.getElementById("start-host").value.trim();
+      if (host !== "") body.host = host;
+      const time = document.getElementById("start-time").value;
+      if (time !== "") body.run_time = Number(time);
+      post("/api/run/start", body);
+    });
+  }
+  const reset = document.getElementById("reset-button");
+  if (reset) reset.addEventListener("click", () => post("/api/run/reset", {}));
   const stop = document.getElementById("stop-button");
   if (stop) stop.addEventListener("click", () => post("/api/run/stop", {}));
   const logout = document.getElementById("logout-form");

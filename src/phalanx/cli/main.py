@@ -36,6 +36,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> Parser:
     from phalanx.cli import audit as audit_command
+    from phalanx.cli import certs as certs_command
     from phalanx.cli import keys as keys_command
     from phalanx.cli import master as master_command
     from phalanx.cli import run as run_command
@@ -54,6 +55,7 @@ def build_parser() -> Parser:
     worker_command.add_parser(commands)
     keys_command.add_parser(commands)
     audit_command.add_parser(commands)
+    certs_command.add_parser(commands)
     users_command.add_users_parser(commands)
     users_command.add_tokens_parser(commands)
     return parser

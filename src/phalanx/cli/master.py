@@ -69,7 +69,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits", ("max_users", "max_spawn_rate")),
-    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "user_store", "audit_log")),
+    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "web_trusted_proxies",
+                "web_public_url", "user_store", "audit_log")),
 )
 
 EPILOG = """\

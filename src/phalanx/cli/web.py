@@ -149,15 +149,22 @@ async def web_ui(settings: Settings, control: RunControl, *,
     auth = StoreAuthenticator(store, passwords, time.time)
     host, port = split_bind(settings.web_bind)
     server = WebServer(None, host, port, certfile=settings.tls_cert,  # type: ignore[arg-type]
-                       keyfile=settings.tls_key)
+                       keyfile=settings.tls_key, trusted_proxies=settings.web_trusted_proxies)
+    public = settings.web_public_url
 
     def make_app(bound: WebServer) -> Any:
-        hosts = allowed_hosts(host, bound.port)
-        scheme = "https" if bound.tls else "http"
+        if public is not None:  # behind a TLS proxy: browsers see only the public address
+            hosts = frozenset({public.removeprefix("https://")})
+            origins = frozenset({public})
+        else:
+            hosts = allowed_hosts(host, bound.port)
+            scheme = "https" if bound.tls else "http"
+            origins = frozenset(f"{scheme}://{name}" for name in hosts)
         ctx = WebContext(
             control=control, auth=auth, sessions=SessionStore(auth.epoch_of),
             throttle=LoginThrottle(), clock=time.monotonic, allowed_hosts=hosts,
-            origins=frozenset(f"{scheme}://{name}" for name in hosts), tls=bound.tls,
+            origins=origins, tls=bound.tls or public is not None,
+            behind_tls_proxy=public is not None,
             audit=audit.record if audit is not None else None,
             audit_recent=(lambda: audit.log.recent) if audit is not None else None,
             workers=workers, run_info=run_info,

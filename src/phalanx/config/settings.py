@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import math
 import re
 import tomllib
@@ -88,6 +89,8 @@ class Settings:
     web_bind: str = "127.0.0.1:8089"
     tls_cert: str | None = None
     tls_key: str | None = None
+    web_trusted_proxies: tuple[str, ...] = ()
+    web_public_url: str | None = None
     user_store: str | None = None
     audit_log: str | None = None
     config_file: str | None = field(default=None, compare=False)
@@ -265,6 +268,30 @@ def _web_bind(raw: object) -> str:
             or not _ENDPOINT_HOST.fullmatch(host if ":" not in host else f"[{host}]"):
         raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8089")
     return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
+
+
+def _proxy_list(raw: object) -> tuple[str, ...]:
+    items = [str(item) for item in raw] if isinstance(raw, list | tuple) else str(raw).split(",")
+    proxies = tuple(item.strip() for item in items if item.strip())
+    for proxy in proxies:
+        try:
+            network = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"{proxy!r} is not an IP address or CIDR") from None
+        if network.prefixlen == 0:
+            raise ValueError("trusting every address as a proxy is refused")
+    return proxies
+
+
+def _public_url(raw: object) -> str | None:
+    text = _text(raw)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"{text!r}: expected https://HOST[:PORT] (the proxy serves HTTPS)")
+    return f"https://{parts.netloc.lower()}"
 
 
 def _master_timeout(raw: object) -> float:
@@ -475,6 +502,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("tls_cert", _text, "certificate (PEM) for serving the web UI over HTTPS",
            ("--tls-cert",), "PEM"),
     Option("tls_key", _text, "private key (PEM) of --tls-cert", ("--tls-key",), "PEM"),
+    Option("web_trusted_proxies", _proxy_list,
+           "TLS is terminated by these proxies (IPs or CIDRs, repeatable): the UI may bind "
+           "any address without --tls-cert, trusts X-Forwarded-For/-Proto from them only, "
+           "and refuses requests that did not come through them as https",
+           ("--web-trusted-proxy",), "IP", repeatable=True),
+    Option("web_public_url", _public_url, "the UI's address as browsers see it behind the "
+           "proxy, e.g. https://phalanx.example.com (needed with --web-trusted-proxy)",
+           ("--web-public-url",), "URL"),
     Option("user_store", _text, "the web UI's user and token store (phalanx users ...; "
            "default: phalanx-users.json here, or PHALANX_USER_STORE)", ("--user-store",),
            "FILE"),
@@ -569,6 +604,9 @@ def build_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
+    if bool(settings.web_trusted_proxies) != bool(settings.web_public_url):
+        raise ConfigError("--web-trusted-proxy and --web-public-url go together (the proxy "
+                          "terminates HTTPS for that address)")
     if settings.users > settings.max_users:
         raise ConfigError(
             f"--users {settings.users} is above the limit --max-users {settings.max_users}"

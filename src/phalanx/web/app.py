@@ -146,6 +146,7 @@ class WebContext:
     tls: bool
     audit: AuditFn | None = None
     audit_recent: Callable[[], Sequence[AuditEntry]] | None = None
+    behind_tls_proxy: bool = False  # requests must arrive through a trusted proxy as https
     workers: Callable[[], Sequence[WorkerSummary]] | None = None
     run_info: Mapping[str, Any] | None = None
 
@@ -573,6 +574,11 @@ class SecurityHeaders:
 
         if host not in self._ctx.allowed_hosts:
             await _send_error(send_with_headers, 421, "unknown host name", None)
+            return
+        if self._ctx.behind_tls_proxy and scope.get("scheme") != "https":
+            # uvicorn sets https only for a trusted proxy's X-Forwarded-Proto: anything
+            # else came around the proxy, or through it in clear.
+            await _send_error(send_with_headers, 403, "connect through the HTTPS proxy", None)
             return
         try:
             await self._app(scope, receive, send_with_headers)

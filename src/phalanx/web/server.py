@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 import uvicorn
@@ -35,13 +35,14 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def check_bind(host: str, *, tls: bool) -> None:
-    """Refuse a non-loopback bind without TLS (ConfigError)."""
-    if not tls and not is_loopback(host):
+def check_bind(host: str, *, tls: bool, behind_tls_proxy: bool = False) -> None:
+    """Refuse a non-loopback bind without TLS, unless TLS is terminated by trusted proxies."""
+    if not tls and not behind_tls_proxy and not is_loopback(host):
         raise ConfigError(
             f"the web UI on {host} would send passwords and session cookies in clear: "
-            "give --tls-cert and --tls-key, "
-            "or keep the default 127.0.0.1"
+            "give --tls-cert and --tls-key (phalanx certs dev makes a pair for local use), "
+            "or --web-trusted-proxy and --web-public-url "
+            "when a TLS proxy in front terminates HTTPS, or keep the default 127.0.0.1"
         )
 
 
@@ -55,10 +56,10 @@ class WebServer:
     """One uvicorn server for ``app`` on ``host:port`` (HTTPS when a cert and key are given)."""
 
     def __init__(self, app: ASGIApp, host: str, port: int, *, certfile: str | None = None,
-                 keyfile: str | None = None) -> None:
+                 keyfile: str | None = None, trusted_proxies: Sequence[str] = ()) -> None:
         if (certfile is None) != (keyfile is None):
             raise ConfigError("give both --tls-cert and --tls-key, or neither")
-        check_bind(host, tls=certfile is not None)
+        check_bind(host, tls=certfile is not None, behind_tls_proxy=bool(trusted_proxies))
         self.host = host
         self.port = port
         self.tls = certfile is not None
@@ -67,6 +68,10 @@ class WebServer:
             log_config=None, access_log=False, lifespan="off", server_header=False,
             date_header=False, timeout_graceful_shutdown=2, timeout_keep_alive=5,
             limit_concurrency=1000, h11_max_incomplete_event_size=64 * 1024,
+            # X-Forwarded-* only from the proxies named on the command line: uvicorn's
+            # default trusts 127.0.0.1, where any local process could forge a client address.
+            proxy_headers=bool(trusted_proxies),
+            forwarded_allow_ips=list(trusted_proxies) if trusted_proxies else None,
         )
         self._server = _Server(self._config)
         self._socket: socket.socket | None = None

@@ -508,3 +508,73 @@ async def test_starting_from_the_ui_validates_and_checks_the_host_with_the_scope
     assert (await site.request("POST", "/api/run/reset", headers=headers)).status == 200
     assert site.control.resets == 1
     assert [entry[2] for entry in site.audit][-2:] == ["run_start", "run_reset"]
+
+
+async def test_behind_a_tls_proxy_only_its_https_requests_are_served() -> None:
+    control, auth = FakeControl(), FakeAuth()
+    deferred = _Deferred()
+    server = WebServer(deferred, "127.0.0.1", 0, trusted_proxies=("127.0.0.1",))
+    await server.start()
+    try:
+        ctx = WebContext(control=control, auth=auth, sessions=SessionStore(auth.epoch_of),
+                         throttle=LoginThrottle(), clock=asyncio.get_running_loop().time,
+                         allowed_hosts=frozenset({"phalanx.test"}),
+                         origins=frozenset({"https://phalanx.test"}), tls=True,
+                         behind_tls_proxy=True)
+        deferred.target = create_app(ctx)
+
+        def call(headers: Mapping[str, str], source: str = "127.0.0.1") -> Reply:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                              source_address=(source, 0))
+            try:
+                conn.request("POST", "/login", body=f"username=vera&password="
+                             f"{PASSWORDS['vera'][0]}".encode(),
+                             headers={"Host": "phalanx.test", "Origin": "https://phalanx.test",
+                                      "Content-Type": "application/x-www-form-urlencoded",
+                                      **headers})
+                response = conn.getresponse()
+                return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
+                             response.headers.get_all("set-cookie") or [], response.read())
+            finally:
+                conn.close()
+
+        proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+        through = await asyncio.to_thread(call, proxied)
+        assert through.status == 303
+        assert "Secure" in next(h for h in through.cookies if h.startswith(SESSION_COOKIE))
+        assert through.headers["strict-transport-security"].startswith("max-age=")
+        # In clear through the proxy, or straight to the port around it: refused.
+        assert (await asyncio.to_thread(call, {})).status == 403
+        around = await asyncio.to_thread(call, proxied, "127.0.0.2")  # not a trusted proxy
+        assert around.status == 403
+    finally:
+        await server.stop()
+
+
+async def test_forwarded_headers_are_ignored_without_trusted_proxies(site: Site) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": site.origin,
+            "X-Forwarded-For": "198.51.100.9"}
+    await site.request("POST", "/login", body=b"username=x&password=wrong-password",
+                       headers=form)
+    assert site.audit[-1][1] == "127.0.0.1"  # the real peer, not the forged header
+
+
+def test_trusted_proxies_come_with_a_public_https_url() -> None:
+    from phalanx.config.settings import build_settings
+    from phalanx.core.errors import ConfigError
+
+    settings, _ = build_settings(cli={"web_trusted_proxies": ["10.0.0.0/24"],
+                                      "web_public_url": "https://Phalanx.Example.com"},
+                                 environ={})
+    assert settings.web_public_url == "https://phalanx.example.com"
+    check_bind("0.0.0.0", tls=False, behind_tls_proxy=True)
+    for cli, message in [({"web_trusted_proxies": ["10.0.0.1"]}, "go together"),
+                         ({"web_public_url": "https://x.test"}, "go together"),
+                         ({"web_trusted_proxies": ["0.0.0.0/0"], "web_public_url":
+                           "https://x.test"}, "every address"),
+                         ({"web_trusted_proxies": ["proxy.local"], "web_public_url":
+                           "https://x.test"}, "not an IP"),
+                         ({"web_trusted_proxies": ["10.0.0.1"], "web_public_url":
+                           "http://x.test"}, "https")]:
+        with pytest.raises(ConfigError, match=message):
+            build_settings(cli=cli, environ={})

@@ -23,6 +23,7 @@ from phalanx.core.workers import WorkerSummary
 from phalanx.security.audit import AuditError, AuditLog
 from phalanx.security.redaction import Redactor
 from phalanx.web.accounts import UserStore, ensure_admin, resolve_store_path
+from phalanx.web.admin import AccountAdmin, admin_routes
 from phalanx.web.app import RunControl, WebContext, create_app
 from phalanx.web.auth import StoreAuthenticator
 from phalanx.web.passwords import Passwords
@@ -146,7 +147,9 @@ async def web_ui(settings: Settings, control: RunControl, *,
         print(f"\nphalanx: created the web UI user 'admin' in {store_path} with the password\n"
               f"    {generated}\nit is shown only this once; change it with "
               f"'phalanx users reset-password admin'.\n", file=sys.stderr, flush=True)
-    auth = StoreAuthenticator(store, passwords, time.time)
+    # recheck=0: one stat per request, so a change made on the admin page (or by
+    # `phalanx users` in a terminal) applies to the very next request.
+    auth = StoreAuthenticator(store, passwords, time.time, recheck=0.0)
     host, port = split_bind(settings.web_bind)
     server = WebServer(None, host, port, certfile=settings.tls_cert,  # type: ignore[arg-type]
                        keyfile=settings.tls_key, trusted_proxies=settings.web_trusted_proxies)
@@ -169,7 +172,7 @@ async def web_ui(settings: Settings, control: RunControl, *,
             audit_recent=(lambda: audit.log.recent) if audit is not None else None,
             workers=workers, run_info=run_info,
         )
-        return create_app(ctx)
+        return create_app(ctx, extra_routes=admin_routes(AccountAdmin(store_path, passwords)))
 
     await server.start(make_app)
     try:

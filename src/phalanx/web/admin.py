@@ -376,7 +376,7 @@ class _AdminHandlers:
         info, token = await _run(lambda: self._accounts.create_token(role, lifetime, label))
         _audit(ctx, _actor(who), _client(request), "token_create",
                {"token_id": info.token_id, "role": info.role.value, "label": info.label,
-                "expires": info.expires})
+                "expires": round(info.expires)})
         # The one and only time the secret leaves the server (responses are no-store).
         return JSONResponse({"ok": True, "token": token,
                              **_token_json(info, self._accounts.now())})

@@ -66,7 +66,8 @@ SESSION_COOKIE: Final = "phalanx_session"
 MAX_USERS_FIELD: Final = 10_000_000
 MAX_RATE_FIELD: Final = 1_000_000.0
 _HERE: Final = Path(__file__).parent
-_STATIC: Final = {"app.js": "text/javascript", "app.css": "text/css"}
+_STATIC: Final = {"app.js": "text/javascript", "app.css": "text/css",
+                   "admin.js": "text/javascript"}
 
 CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -239,7 +240,7 @@ async def dashboard(request: Request, ctx: WebContext, who: Identity | None) -> 
     host = (ctx.run_info or {}).get("host") or "the script's host"
     return _page("dashboard.html", user=who.user, role=who.role.value,
                  can_control=allowed(who.role, Permission.RUN_CONTROL), csrf=csrf,
-                 default_host=str(host))
+                 default_host=str(host), can_admin=allowed(who.role, Permission.MANAGE_USERS))
 
 
 async def static(request: Request, ctx: WebContext, who: Identity | None) -> Response:

@@ -180,7 +180,12 @@ function tokenRow(token) {
   const actions = document.createElement("td");
   actions.appendChild(button("Revoke", async () => {
     if (!window.confirm(`Revoke the token ${token.token_id}? It stops working at once.`)) return;
-    await post("/api/tokens/revoke", { token_id: token.token_id }, `token ${token.token_id} revoked`);
+    const done = await post("/api/tokens/revoke", { token_id: token.token_id },
+      `token ${token.token_id} revoked`);
+    if (done && document.getElementById("token-created-id").textContent === token.token_id) {
+      document.getElementById("token-secret").value = "";
+      document.getElementById("token-created").hidden = true;
+    }
     await loadTokens();
   }, "danger"));
   tr.appendChild(actions);

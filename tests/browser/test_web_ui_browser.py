@@ -267,3 +267,48 @@ def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_r
             process.kill()
             process.wait()
         log.close()
+
+
+def test_an_admin_manages_users_and_tokens_in_the_browser(
+        web_run: tuple[str, subprocess.Popen[str]]) -> None:
+    url, _process = web_run
+    manager, browser = _browser()
+    try:
+        page = browser.new_context().new_page()
+        problems: list[str] = []
+        page.on("console", lambda msg: problems.append(msg.text)
+                if msg.type == "error" else None)
+        page.on("dialog", lambda dialog: dialog.accept())  # "remove nina?" confirmations
+        _sign_in(page, url, "admin", ADMIN_PASSWORD)
+        page.click("nav a[href='/admin']")
+        page.wait_for_url(f"{url}/admin")
+        page.fill("#add-user-name", "nina")
+        page.select_option("#add-user-role", "viewer")
+        page.fill("#add-user-password", "nina-password-123")
+        page.click("#add-user-form button[type=submit]")
+        page.locator("#users-table tbody tr[data-user=nina]").wait_for(timeout=10_000)
+        # The last admin cannot be demoted: the refusal is shown, nothing changes.
+        page.locator("#users-table tbody tr[data-user=admin] select").select_option("viewer")
+        page.locator("#admin-message.error").wait_for(timeout=10_000)
+        page.fill("#token-label", XSS)
+        page.select_option("#token-role", "viewer")
+        page.click("#token-form button[type=submit]")
+        page.locator("#token-created:not([hidden])").wait_for(timeout=10_000)
+        token = page.eval_on_selector("#token-secret", "e => e.value")
+        assert token.startswith("phx_")
+        assert XSS in page.locator("#tokens-table tbody tr").first.inner_text()
+        assert page.evaluate("window.__pwned === undefined")
+        assert not [p for p in problems if "Content Security Policy" in p]
+
+        nina = browser.new_context().new_page()
+        _sign_in(nina, url, "nina", "nina-password-123")
+        assert nina.locator("nav a[href='/admin']").count() == 0
+        status = nina.evaluate("async () => (await fetch('/api/users')).status")
+        assert status == 403
+        # The admin removes nina: her open session ends on her next request.
+        page.locator("#users-table tbody tr[data-user=nina] button", has_text="Remove").click()
+        page.locator("#admin-message", has_text="nina removed").wait_for(timeout=10_000)
+        assert nina.evaluate("async () => (await fetch('/api/status')).status") == 401
+    finally:
+        browser.close()
+        manager.stop()

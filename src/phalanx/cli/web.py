@@ -156,7 +156,7 @@ async def web_ui(settings: Settings, control: RunControl, *,
     public = settings.web_public_url
 
     def make_app(bound: WebServer) -> Any:
-        if public is not None:  # behind a TLS proxy: browsers see only the public address
+        if public is not None:  # the address browsers use (a TLS proxy's, or a DNS name)
             hosts = frozenset({public.removeprefix("https://")})
             origins = frozenset({public})
         else:
@@ -167,7 +167,8 @@ async def web_ui(settings: Settings, control: RunControl, *,
             control=control, auth=auth, sessions=SessionStore(auth.epoch_of),
             throttle=LoginThrottle(), clock=time.monotonic, allowed_hosts=hosts,
             origins=origins, tls=bound.tls or public is not None,
-            behind_tls_proxy=public is not None,
+            behind_tls_proxy=bool(settings.web_trusted_proxies),
+            max_users=settings.max_users, max_spawn_rate=settings.max_spawn_rate,
             audit=audit.record if audit is not None else None,
             audit_recent=(lambda: audit.log.recent) if audit is not None else None,
             workers=workers, run_info=run_info,

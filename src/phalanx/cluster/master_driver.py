@@ -13,7 +13,9 @@ Phases of :meth:`MasterDriver.run`
    ``heartbeat_timeout``) triggers a new split: its users go to the others.
    ``run_time``, a load shape, :meth:`request_stop` or :meth:`abort` end it.
 3. **Stopping**: ``Stop`` to every worker, then waiting (at most
-   ``stop_timeout + final_grace``) for each to report ``stopped``: its last
+   ``stop_timeout + final_grace``, and up to :data:`MAX_BACKLOG_WAIT` more
+   while messages sent in time are still queued) for each to report
+   ``stopped``: its last
    stats delta came before that heartbeat on the same ordered link, so the
    summary holds every request the workers made.
 
@@ -77,6 +79,9 @@ FINAL_GRACE: Final = 10.0
 """Seconds beyond the stop timeout that the master waits for workers' final stats."""
 
 
+DUPLICATE_HELLO_WINDOW: Final = 5.0
+"""A Hello from a live worker within this many seconds of its last one is a resend."""
+
 MAX_BACKLOG_WAIT: Final = 60.0
 """Extra seconds the master keeps reading a backlog of messages at the end of a run."""
 
@@ -116,6 +121,7 @@ class _Member:
 
     name: str  # allow-list name, else what the worker said (display only)
     label: str  # name plus key fingerprint, for logs
+    hello_at: float = 0.0
     stopped: bool = False
     bad_stats: int = 0
 
@@ -353,7 +359,8 @@ class MasterDriver:
             if self._stop_reason is StopReason.ABORTED and self._stop_sent_graceful:
                 self._send_stop(graceful=False)
             self._housekeeping(now, dispatch=False)
-            await self._receive_until(min(deadline, self._next_heartbeat(now)))
+            until = hard_deadline if now >= deadline else deadline
+            await self._receive_until(min(until, self._next_heartbeat(now)))
 
     def _send_stop(self, graceful: bool) -> None:
         self._stop_sent_graceful = graceful
@@ -404,12 +411,19 @@ class MasterDriver:
         if self._state is RunState.STOPPING or self._state is RunState.STOPPED:
             self._send(key, Welcome(run_id=self.run_id))
             return
+        member = self._members.get(key)
+        info = self._table.get(key)
+        if member is not None and info is not None and info.state.value in ("ready", "running") \
+                and now - member.hello_at < DUPLICATE_HELLO_WINDOW:
+            # The same Hello resent while our Welcome was on its way: not a restart.
+            self._send(key, Welcome(run_id=self.run_id))
+            return
         joined = self._table.join(key, hello.worker_name, hello.cpu_count, now)
         if not joined.accepted:
             self._refuse(key, label, f"the master already has its maximum of "
                                      f"{self._plan.max_workers} workers")
             return
-        self._members[key] = _Member(name=shown, label=label)
+        self._members[key] = _Member(name=shown, label=label, hello_at=now)
         self._dispatch.assigned.pop(key, None)
         self._dispatch.sent.pop(key, None)
         self._send(key, Welcome(run_id=self.run_id))
@@ -488,6 +502,7 @@ class MasterDriver:
             member.stopped = True
         log.info("worker %s left: %s", self._label(key), bye.reason or "no reason given")
         self._forget_share(key)
+        self._socket.forget(key)
         if self._state in (RunState.SPAWNING, RunState.RUNNING):
             self._redistribute(now)
 
@@ -497,6 +512,7 @@ class MasterDriver:
         self._table.leave(key, now)
         self._limiter.forget(key)
         self._forget_share(key)
+        self._socket.forget(key)
         if self._state in (RunState.SPAWNING, RunState.RUNNING):
             self._redistribute(now)
 
@@ -515,7 +531,10 @@ class MasterDriver:
         # Silence is judged as of the moment the receive queue was last empty (every
         # message that had arrived was handled): a master that falls behind reports
         # stats late but never marks a worker missing because of its own backlog.
-        missing = self._table.expire(min(now, self._socket.drained_at))
+        # Bounded: under a constant inflow the queue may never be empty, and a dead
+        # worker must still be noticed (within twice the heartbeat timeout).
+        judged_at = max(min(now, self._socket.drained_at), now - self._plan.heartbeat_timeout)
+        missing = self._table.expire(judged_at)
         for key in missing:
             users = sum(self._dispatch.assigned.get(key, {}).values())
             log.warning("worker %s is missing (no message for %.0f s): %s", self._label(key),

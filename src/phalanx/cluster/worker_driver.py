@@ -65,7 +65,9 @@ from phalanx.transport.linkstate import REFUSED_BY_MASTER
 log = logging.getLogger("phalanx.worker")
 
 MAX_QUEUED: Final = 1_000
-"""Outgoing messages held while the master is slow; beyond it stats are merged, never lost."""
+"""Outgoing messages held while the master is slow; beyond it a message is dropped and
+logged (the master's totals then come up short, and it says which workers did not
+confirm their stop)."""
 
 
 class WorkerExit(enum.Enum):
@@ -250,6 +252,8 @@ class WorkerDriver:
     # --- runs ----------------------------------------------------------------------------
 
     def _start(self, start: Start) -> None:
+        if self._exit is not None:
+            return  # shutting down: no new load, whatever arrives
         total = sum(start.users_per_class.values())
         if total > self._config.max_users:
             self._cannot_run(f"the master asked for {total} users, above this worker's "
@@ -328,6 +332,9 @@ class WorkerDriver:
         run = self._run
         if run is None:
             return
+        if run.active and not run.ending:
+            run.ending = True
+            run.runner.request_stop()
         # Bounded: a graceful stop lasts the stop timeout plus on_stop's own bound.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._config.send_timeout + 60.0):

@@ -507,8 +507,9 @@ OPTIONS: tuple[Option, ...] = (
            "any address without --tls-cert, trusts X-Forwarded-For/-Proto from them only, "
            "and refuses requests that did not come through them as https",
            ("--web-trusted-proxy",), "IP", repeatable=True),
-    Option("web_public_url", _public_url, "the UI's address as browsers see it behind the "
-           "proxy, e.g. https://phalanx.example.com (needed with --web-trusted-proxy)",
+    Option("web_public_url", _public_url, "the UI's address as browsers see it, e.g. "
+           "https://phalanx.example.com: the host name requests must carry (needed with "
+           "--web-trusted-proxy; with --tls-cert, for a UI bound to 0.0.0.0 or another name)",
            ("--web-public-url",), "URL"),
     Option("user_store", _text, "the web UI's user and token store (phalanx users ...; "
            "default: phalanx-users.json here, or PHALANX_USER_STORE)", ("--user-store",),
@@ -604,9 +605,12 @@ def build_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
-    if bool(settings.web_trusted_proxies) != bool(settings.web_public_url):
-        raise ConfigError("--web-trusted-proxy and --web-public-url go together (the proxy "
-                          "terminates HTTPS for that address)")
+    if settings.web_trusted_proxies and not settings.web_public_url:
+        raise ConfigError("--web-trusted-proxy needs --web-public-url (the address the proxy "
+                          "serves over HTTPS)")
+    if settings.web_public_url and not (settings.web_trusted_proxies or settings.tls_cert):
+        raise ConfigError("--web-public-url is for HTTPS: give --tls-cert/--tls-key, or "
+                          "--web-trusted-proxy when a proxy terminates TLS")
     if settings.users > settings.max_users:
         raise ConfigError(
             f"--users {settings.users} is above the limit --max-users {settings.max_users}"

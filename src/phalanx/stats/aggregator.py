@@ -30,7 +30,7 @@ not a multiple of the slot width, a slot half inside counts whole.
 The span of a delta is ``[delta.start, delta.end]`` by default, which assumes
 the deltas' times are on the aggregator's clock. Deltas from other machines
 should be applied with ``received_at=<master time>``: the span is then
-``[received_at - (end - start), received_at]``.
+``[received_at - min(end - start, window), received_at]``.
 
 Cost (a master merges every worker's delta): ``apply`` merges each entry's
 histogram once, into its slot. Slots that leave the window (``window``
@@ -222,7 +222,10 @@ class Aggregator:
         else:
             if not math.isfinite(received_at):
                 raise ValueError(f"received_at must be finite, got {received_at!r}")
-            span_start, span_end = received_at - (delta.end - delta.start), received_at
+            # A peer's own clock says how long its delta lasted: at most one window, so
+            # one worker cannot stretch everyone's current rate towards zero.
+            length = min(delta.end - delta.start, self._window)
+            span_start, span_end = received_at - length, received_at
 
         total = self._archive_total
         slot = None

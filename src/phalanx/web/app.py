@@ -148,6 +148,8 @@ class WebContext:
     audit: AuditFn | None = None
     audit_recent: Callable[[], Sequence[AuditEntry]] | None = None
     behind_tls_proxy: bool = False  # requests must arrive through a trusted proxy as https
+    max_users: int = MAX_USERS_FIELD  # the run's --max-users: the UI cannot go above it
+    max_spawn_rate: float = MAX_RATE_FIELD  # the run's --max-spawn-rate
     workers: Callable[[], Sequence[WorkerSummary]] | None = None
     run_info: Mapping[str, Any] | None = None
 
@@ -191,7 +193,7 @@ def _page(name: str, **context: Any) -> HTMLResponse:
 async def login_page(request: Request, ctx: WebContext, who: Identity | None) -> Response:
     if who is not None:
         return RedirectResponse("/", status_code=303)
-    return _page("login.html", error=request.query_params.get("error", "")[:100])
+    return _page("login.html", error="")
 
 
 async def login(request: Request, ctx: WebContext, who: Identity | None) -> Response:
@@ -205,7 +207,13 @@ async def login(request: Request, ctx: WebContext, who: Identity | None) -> Resp
     if wait > 0:
         raise HttpError(429, "too many failed logins; try again later",
                         {"Retry-After": str(math.ceil(wait))})
-    identity = await ctx.auth.check_password(user, password) if user and password else None
+    if not ctx.throttle.try_begin(user, address):
+        raise HttpError(429, "another sign-in for this account or address is in progress",
+                        {"Retry-After": "1"})
+    try:
+        identity = await ctx.auth.check_password(user, password) if user and password else None
+    finally:
+        ctx.throttle.end(user, address)
     if identity is None:
         ctx.throttle.failed(user, address, ctx.clock())
         _audit(ctx, user or "-", address, "login_failed", {})
@@ -327,10 +335,10 @@ async def stats_json(request: Request, ctx: WebContext, who: Identity | None) ->
 
 async def run_change(request: Request, ctx: WebContext, who: Identity | None) -> Response:
     body = await _json_body(request)
-    users = _int_field(body, "users", 0, MAX_USERS_FIELD)
+    users = _int_field(body, "users", 0, ctx.max_users)
     rate = body.get("spawn_rate")
     spawn_rate = None if rate is None else _float_field(body, "spawn_rate", 0.001,
-                                                        MAX_RATE_FIELD)
+                                                        ctx.max_spawn_rate)
     unknown = sorted(set(body) - {"users", "spawn_rate"})
     if unknown:
         raise HttpError(400, f"unknown field(s): {', '.join(unknown)[:200]}")
@@ -369,8 +377,8 @@ async def run_start(request: Request, ctx: WebContext, who: Identity | None) -> 
     unknown = sorted(set(body) - {"users", "spawn_rate", "host", "run_time"})
     if unknown:
         raise HttpError(400, f"unknown field(s): {', '.join(unknown)[:200]}")
-    users = _int_field(body, "users", 1, MAX_USERS_FIELD)
-    spawn_rate = _float_field(body, "spawn_rate", 0.001, MAX_RATE_FIELD)
+    users = _int_field(body, "users", 1, ctx.max_users)
+    spawn_rate = _float_field(body, "spawn_rate", 0.001, ctx.max_spawn_rate)
     host = body.get("host")
     if host is not None and (not isinstance(host, str) or len(host) > 2048):
         raise HttpError(400, "host: expected a URL of at most 2048 characters")
@@ -449,7 +457,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise HttpError(400, "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError(400, "the body must be a JSON object")
@@ -524,7 +532,7 @@ def _endpoint(spec: RouteSpec, ctx: WebContext) -> Callable[[Request], Awaitable
             if who is None:
                 if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
                     return RedirectResponse("/login", status_code=303)
-                raise HttpError(401, "sign in first")
+                raise HttpError(401, "sign in first", {"WWW-Authenticate": "Bearer"})
             if not allowed(who.role, spec.permission):
                 raise HttpError(403, "your role does not allow this")
             if spec.method == "POST" and who.session is not None:

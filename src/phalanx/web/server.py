@@ -26,6 +26,12 @@ from phalanx.core.errors import ConfigError
 log = logging.getLogger("phalanx.web")
 
 STOP_TIMEOUT: Final = 5.0
+LISTEN_BACKLOG: Final = 128
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the web UI stopped serving", exc_info=task.exception())
 
 
 def is_loopback(host: str) -> bool:
@@ -68,6 +74,8 @@ class WebServer:
             log_config=None, access_log=False, lifespan="off", server_header=False,
             date_header=False, timeout_graceful_shutdown=2, timeout_keep_alive=5,
             limit_concurrency=1000, h11_max_incomplete_event_size=64 * 1024,
+            # h11, not httptools: its limit on incomplete events bounds request headers.
+            http="h11",
             # X-Forwarded-* only from the proxies named on the command line: uvicorn's
             # default trusts 127.0.0.1, where any local process could forge a client address.
             proxy_headers=bool(trusted_proxies),
@@ -97,6 +105,7 @@ class WebServer:
             sock.close()
             raise ConfigError(f"cannot serve the web UI on {self.host}:{self.port}: "
                               f"{exc.strerror or exc}") from None
+        sock.listen(LISTEN_BACKLOG)  # connections made before uvicorn runs wait, not fail
         self._socket = sock
         self.port = sock.getsockname()[1]
         if make_app is not None:
@@ -109,6 +118,7 @@ class WebServer:
                 raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
         self._task = asyncio.get_running_loop().create_task(
             self._server.serve(sockets=[sock]), name="phalanx-web")
+        self._task.add_done_callback(_report_failure)
         log.info("web UI on %s", self.url)
 
     async def stop(self) -> None:

@@ -11,6 +11,12 @@ forgotten ``forget_after`` seconds after their last failure and at most
 
 Unknown and known accounts are counted the same way: the throttle never
 tells which accounts exist.
+
+Parallel guessing: a failure is recorded only once its (slow) password
+check ends, so a burst of simultaneous attempts would all be checked before
+the first failure counts. :meth:`LoginThrottle.try_begin` therefore admits
+one attempt at a time per account and per address; the others are refused
+(429) until it ends.
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ class LoginThrottle:
         self._forget = forget_after
         self._max_keys = max_keys
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        self._in_flight: set[str] = set()
+
+    def try_begin(self, account: str, address: str) -> bool:
+        """Start an attempt; False when one for this account or address is in progress."""
+        keys = (f"a:{account.lower()}", f"ip:{address}")
+        if any(key in self._in_flight for key in keys):
+            return False
+        self._in_flight.update(keys)
+        return True
+
+    def end(self, account: str, address: str) -> None:
+        """The attempt begun with :meth:`try_begin` is over (call it in ``finally``)."""
+        self._in_flight.difference_update((f"a:{account.lower()}", f"ip:{address}"))
 
     def wait_needed(self, account: str, address: str, now: float) -> float:
         """Seconds the caller must still wait before trying (0.0: go ahead)."""

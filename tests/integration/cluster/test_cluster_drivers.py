@@ -423,3 +423,84 @@ async def test_workers_beyond_max_workers_are_refused_and_shares_respect_the_per
         await asyncio.wait_for(run, timeout=20)
     messages = " | ".join(r.getMessage() for r in caplog.records)
     assert "--max-users-per-worker 3: running 3" in messages
+
+
+async def test_a_resent_hello_is_not_taken_for_a_restart(
+        keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with cluster(keys, run_time=None, expect_workers=1) as c:
+        run = c.start_master()
+        raw = WorkerSocket(c.socket.endpoint, keys.curve_client("w2"))
+        async with raw:
+            hello = Hello(protocol_version=PROTOCOL_VERSION, worker_name="w2",
+                          script_sha256=SHA, phalanx_version=VERSION, cpu_count=1)
+            assert await raw.send(hello, timeout=5)
+            assert await raw.send(hello, timeout=5)  # our Welcome was slow: sent again
+            await _next(raw, Welcome)
+            await _next(raw, Welcome)
+            assert c.driver is not None
+            c.driver.request_stop()
+            await asyncio.wait_for(run, timeout=20)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("worker w2") and "joined" in m for m in messages) == 1
+    assert not any("rejoined" in m for m in messages)
+
+
+class _BusySocket:
+    """A socket whose queue is never empty: one worker joins, then heartbeats forever."""
+
+    endpoint = "tcp://127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.drained_at = 0.0  # never seen empty
+        self._sent_hello = False
+
+    async def recv(self, timeout: float) -> tuple[str, object] | None:
+        await asyncio.sleep(0)
+        if not self._sent_hello:
+            self._sent_hello = True
+            return "busy-key", Hello(protocol_version=PROTOCOL_VERSION, worker_name="busy",
+                                     script_sha256=SHA, phalanx_version=VERSION, cpu_count=1)
+        return "busy-key", Heartbeat(seq=1, users=0, state="running", cpu_percent=1.0,
+                                     rss_bytes=1)
+
+    def send(self, key: str, message: object) -> bool:
+        return True
+
+    def name_of(self, key: str) -> str:
+        return ""
+
+    def forget(self, key: str) -> None:
+        pass
+
+
+async def test_a_master_behind_a_backlog_at_the_end_keeps_its_loop_responsive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from phalanx.cluster import master_driver
+
+    monkeypatch.setattr(master_driver, "MAX_BACKLOG_WAIT", 1.0)
+    plan = ClusterPlan(classes=SPECS, host="http://127.0.0.1:9", users=1, spawn_rate=1.0,
+                       run_time=0.2, expect_workers=1, heartbeat_interval=0.2,
+                       heartbeat_timeout=60.0, stats_interval=0.2, final_grace=0.2,
+                       message_rate=100_000.0)
+    driver = MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
+                          phalanx_version=VERSION)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    async with asyncio.TaskGroup() as tg:
+        beat = tg.create_task(ticker())
+        started = asyncio.get_running_loop().time()
+        result = await asyncio.wait_for(driver.run(), timeout=10)
+        elapsed = asyncio.get_running_loop().time() - started
+        beat.cancel()
+    # The worker never confirmed its stop; the master gave up after the extra wait and,
+    # meanwhile, other tasks on its loop kept running.
+    assert result.reason is StopReason.RUN_TIME
+    assert elapsed < 5.0
+    assert ticks >= elapsed / 0.05 / 4

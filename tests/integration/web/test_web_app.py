@@ -49,8 +49,13 @@ TOKEN = "phx_test_token_value"
 class FakeAuth:
     def __init__(self) -> None:
         self.epochs = {name: 1 for name in PASSWORDS}
+        self.delay = 0.0
+        self.checks = 0
 
     async def check_password(self, user: str, password: str) -> Identity | None:
+        self.checks += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)  # what argon2 in a thread takes
         known = PASSWORDS.get(user)
         if known is None or known[0] != password:
             return None
@@ -203,7 +208,7 @@ async def _site(tls: tuple[str, str] | None, ssl_context: ssl.SSLContext | None 
     try:
         host = f"127.0.0.1:{server.port}"
         ctx = WebContext(allowed_hosts=frozenset({host}), origins=frozenset({server.url}),
-                         **ctx_args)
+                         max_users=200_000, **ctx_args)
         deferred.target = create_app(ctx)
         yield Site(server, control, auth, audit, ssl_context)
     finally:
@@ -568,8 +573,8 @@ def test_trusted_proxies_come_with_a_public_https_url() -> None:
                                  environ={})
     assert settings.web_public_url == "https://phalanx.example.com"
     check_bind("0.0.0.0", tls=False, behind_tls_proxy=True)
-    for cli, message in [({"web_trusted_proxies": ["10.0.0.1"]}, "go together"),
-                         ({"web_public_url": "https://x.test"}, "go together"),
+    for cli, message in [({"web_trusted_proxies": ["10.0.0.1"]}, "needs --web-public-url"),
+                         ({"web_public_url": "https://x.test"}, "is for HTTPS"),
                          ({"web_trusted_proxies": ["0.0.0.0/0"], "web_public_url":
                            "https://x.test"}, "every address"),
                          ({"web_trusted_proxies": ["proxy.local"], "web_public_url":
@@ -578,3 +583,43 @@ def test_trusted_proxies_come_with_a_public_https_url() -> None:
                            "http://x.test"}, "https")]:
         with pytest.raises(ConfigError, match=message):
             build_settings(cli=cli, environ={})
+
+
+async def test_parallel_guesses_are_not_checked_in_parallel(site: Site) -> None:
+    site.auth.delay = 0.3
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": site.origin}
+    replies = await asyncio.gather(*(
+        site.request("POST", "/login", body=b"username=ada&password=guess-guess-guess",
+                     headers=form) for _ in range(12)))
+    statuses = sorted(reply.status for reply in replies)
+    assert statuses.count(200) == 1  # one check at a time per account and address
+    assert statuses.count(429) == 11
+    assert site.auth.checks == 1
+
+
+async def test_the_ui_cannot_go_above_the_runs_limits(site: Site) -> None:
+    headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
+    reply = await site.request("POST", "/api/run/change", body=b'{"users": 200001}',
+                               headers=headers)
+    assert reply.status == 400
+    assert "users" in reply.json()["error"]
+    assert site.control.changes == []
+
+
+async def test_deeply_nested_json_is_a_400_not_a_crash(site: Site) -> None:
+    headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
+    reply = await site.request("POST", "/api/run/change", body=b"[" * 60_000, headers=headers)
+    assert reply.status == 400
+
+
+async def test_huge_request_headers_are_refused_and_the_server_goes_on(site: Site) -> None:
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        reply = await site.request("GET", "/login", headers={"X-Big": "a" * 1_000_000})
+        assert reply.status >= 400
+    assert (await site.request("GET", "/login")).status == 200
+
+
+async def test_anonymous_api_calls_are_told_how_to_authenticate(site: Site) -> None:
+    reply = await site.request("GET", "/api/status")
+    assert reply.status == 401
+    assert reply.headers["www-authenticate"] == "Bearer"

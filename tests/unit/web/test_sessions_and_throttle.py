@@ -116,3 +116,13 @@ def test_failures_are_forgotten_and_memory_is_bounded() -> None:
     for n in range(10):
         throttle.failed(f"user{n}", f"10.0.1.{n}", 100.0)
     assert len(throttle._failures) <= 4
+
+
+def test_one_attempt_at_a_time_per_account_and_per_address() -> None:
+    throttle = LoginThrottle()
+    assert throttle.try_begin("ada", "10.0.0.1")
+    assert not throttle.try_begin("ADA", "10.0.0.2")  # same account
+    assert not throttle.try_begin("bob", "10.0.0.1")  # same address
+    assert throttle.try_begin("bob", "10.0.0.2")
+    throttle.end("ada", "10.0.0.1")
+    assert throttle.try_begin("ada", "10.0.0.3")

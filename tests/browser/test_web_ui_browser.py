@@ -253,9 +253,13 @@ def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_r
         page.click("#start-form button[type=submit]")
         page.locator("#stop-button").wait_for(state="visible", timeout=15_000)
         page.locator("#stats tbody tr", has_text="/items/").first.wait_for(timeout=15_000)
+        page.locator("#chart-rps polyline").first.wait_for(timeout=15_000)  # the charts draw
         page.click("#stop-button")
         page.locator("#start-form").wait_for(state="visible", timeout=15_000)
         assert server.stats.connections == 0  # type: ignore[attr-defined]
+        page.click("#logout-form button")
+        page.wait_for_url(f"{url}/login")
+        assert page.evaluate("async () => (await fetch('/api/status')).status") == 401
         process.terminate()  # SIGTERM: phalanx stops and exits
         assert process.wait(timeout=30) in (0, 1)
     finally:

@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
@@ -116,6 +117,8 @@ class WebServer:
             except (OSError, ValueError) as exc:
                 sock.close()
                 raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
+            if self._config.ssl is not None:  # TLS 1.0 and 1.1 are refused, whatever OpenSSL says
+                self._config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
         self._task = asyncio.get_running_loop().create_task(
             self._server.serve(sockets=[sock]), name="phalanx-web")
         self._task.add_done_callback(_report_failure)

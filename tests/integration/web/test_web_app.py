@@ -13,6 +13,7 @@ import http.client
 import json
 import logging
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -488,6 +489,17 @@ async def test_under_tls_cookies_are_secure_and_hsts_is_sent(tmp_path: Path) -> 
         header = next(h for h in reply.cookies if h.startswith(SESSION_COOKIE))
         assert "Secure" in header
         assert reply.headers["strict-transport-security"].startswith("max-age=")
+        old_tls = ssl.create_default_context()
+        ca.configure_trust(old_tls)
+        with warnings.catch_warnings():  # asking for TLS 1.1 on purpose
+            warnings.simplefilter("ignore", DeprecationWarning)
+            old_tls.minimum_version = ssl.TLSVersion.TLSv1
+            old_tls.maximum_version = ssl.TLSVersion.TLSv1_1
+        with contextlib.suppress(ssl.SSLError):  # some builds cannot even offer TLS 1.1
+            old_tls.set_ciphers("DEFAULT:@SECLEVEL=0")
+        refused = Site(running.server, running.control, running.auth, running.audit, old_tls)
+        with pytest.raises((ssl.SSLError, OSError)):
+            await refused.request("GET", "/login")
 
 
 async def test_starting_from_the_ui_validates_and_checks_the_host_with_the_scope(

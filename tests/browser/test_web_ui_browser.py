@@ -170,7 +170,7 @@ def test_markup_is_text_a_viewer_cannot_control_and_an_admin_can_stop(
         # Even a hand-made request from the viewer's page is refused.
         status = page.evaluate("""async () => {
             const token = document.querySelector('meta[name="csrf-token"]').content;
-            const r = await fetch('/api/run/stop', {method: 'POST',
+            const r = await fetch('/api/v1/run/stop', {method: 'POST',
                 headers: {'X-CSRF-Token': token, 'Content-Type': 'application/json'}, body: '{}'});
             return r.status; }""")
         assert status == 403
@@ -259,7 +259,7 @@ def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_r
         assert server.stats.connections == 0  # type: ignore[attr-defined]
         page.click("#logout-form button")
         page.wait_for_url(f"{url}/login")
-        assert page.evaluate("async () => (await fetch('/api/status')).status") == 401
+        assert page.evaluate("async () => (await fetch('/api/v1/status')).status") == 401
         process.terminate()  # SIGTERM: phalanx stops and exits
         assert process.wait(timeout=30) in (0, 1)
     finally:
@@ -307,12 +307,12 @@ def test_an_admin_manages_users_and_tokens_in_the_browser(
         nina = browser.new_context().new_page()
         _sign_in(nina, url, "nina", "nina-password-123")
         assert nina.locator("nav a[href='/admin']").count() == 0
-        status = nina.evaluate("async () => (await fetch('/api/users')).status")
+        status = nina.evaluate("async () => (await fetch('/api/v1/users')).status")
         assert status == 403
         # The admin removes nina: her open session ends on her next request.
         page.locator("#users-table tbody tr[data-user=nina] button", has_text="Remove").click()
         page.locator("#admin-message", has_text="nina removed").wait_for(timeout=10_000)
-        assert nina.evaluate("async () => (await fetch('/api/status')).status") == 401
+        assert nina.evaluate("async () => (await fetch('/api/v1/status')).status") == 401
     finally:
         browser.close()
         manager.stop()

@@ -116,10 +116,10 @@ def test_a_secret_never_reaches_the_web_api_or_the_audit_log(demo_target: str,
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(answers) < 4:
             try:
-                for path in ("/api/status", "/api/stats", "/download/stats.csv",
+                for path in ("/api/v1/status", "/api/v1/stats", "/download/stats.csv",
                              "/download/stats.json"):
                     status, body = get(path)
-                    if status == 200 and (path == "/api/status" or "***" in body):
+                    if status == 200 and (path == "/api/v1/status" or "***" in body):
                         answers[path] = body
             except OSError:
                 pass
@@ -129,9 +129,9 @@ def test_a_secret_never_reaches_the_web_api_or_the_audit_log(demo_target: str,
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert set(answers) == {"/api/status", "/api/stats", "/download/stats.csv",
+    assert set(answers) == {"/api/v1/status", "/api/v1/stats", "/download/stats.csv",
                             "/download/stats.json"}, answers.keys()
     audit = (tmp_path / "phalanx-audit.jsonl").read_text()
     for where, text in {**answers, "audit log": audit, "output": output}.items():
         assert SECRET not in text, f"the secret leaked into {where}"
-    assert "token *** was refused" in answers["/api/stats"]
+    assert "token *** was refused" in answers["/api/v1/stats"]

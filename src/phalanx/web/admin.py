@@ -9,18 +9,18 @@ permission, CSRF token and Origin on every POST)::
 
     GET  /admin                      page: users and tokens        manage_users
     GET  /admin/audit                page: the audit log           view_audit
-    GET  /api/users                  {"users": [...], "you"}       manage_users
-    POST /api/users/add              {name, role, password}        manage_users
-    POST /api/users/reset-password   {name, password}              manage_users
-    POST /api/users/set-role         {name, role}                  manage_users
-    POST /api/users/disable          {name}                        manage_users
-    POST /api/users/enable           {name}                        manage_users
-    POST /api/users/remove           {name}                        manage_users
-    GET  /api/tokens                 {"tokens": [...]}             manage_tokens
-    POST /api/tokens/create          {role, expires?, label?}      manage_tokens
-    POST /api/tokens/revoke          {token_id}                    manage_tokens
+    GET  /api/v1/users                  {"users": [...], "you"}       manage_users
+    POST /api/v1/users/add              {name, role, password}        manage_users
+    POST /api/v1/users/reset-password   {name, password}              manage_users
+    POST /api/v1/users/set-role         {name, role}                  manage_users
+    POST /api/v1/users/disable          {name}                        manage_users
+    POST /api/v1/users/enable           {name}                        manage_users
+    POST /api/v1/users/remove           {name}                        manage_users
+    GET  /api/v1/tokens                 {"tokens": [...]}             manage_tokens
+    POST /api/v1/tokens/create          {role, expires?, label?}      manage_tokens
+    POST /api/v1/tokens/revoke          {token_id}                    manage_tokens
 
-The audit page reads the existing ``GET /api/audit``.
+The audit page reads the existing ``GET /api/v1/audit``.
 
 Invariants
 ----------
@@ -410,14 +410,14 @@ def admin_routes(accounts: AccountAdmin) -> tuple[RouteSpec, ...]:
     return (
         RouteSpec("GET", "/admin", users, h.accounts_page),
         RouteSpec("GET", "/admin/audit", Permission.VIEW_AUDIT, h.audit_page),
-        RouteSpec("GET", "/api/users", users, h.list_users),
-        RouteSpec("POST", "/api/users/add", users, h.add_user),
-        RouteSpec("POST", "/api/users/reset-password", users, h.reset_password),
-        RouteSpec("POST", "/api/users/set-role", users, h.set_role),
-        RouteSpec("POST", "/api/users/disable", users, h.disable),
-        RouteSpec("POST", "/api/users/enable", users, h.enable),
-        RouteSpec("POST", "/api/users/remove", users, h.remove_user),
-        RouteSpec("GET", "/api/tokens", tokens, h.list_tokens),
-        RouteSpec("POST", "/api/tokens/create", tokens, h.create_token),
-        RouteSpec("POST", "/api/tokens/revoke", tokens, h.revoke_token),
+        RouteSpec("GET", "/api/v1/users", users, h.list_users),
+        RouteSpec("POST", "/api/v1/users/add", users, h.add_user),
+        RouteSpec("POST", "/api/v1/users/reset-password", users, h.reset_password),
+        RouteSpec("POST", "/api/v1/users/set-role", users, h.set_role),
+        RouteSpec("POST", "/api/v1/users/disable", users, h.disable),
+        RouteSpec("POST", "/api/v1/users/enable", users, h.enable),
+        RouteSpec("POST", "/api/v1/users/remove", users, h.remove_user),
+        RouteSpec("GET", "/api/v1/tokens", tokens, h.list_tokens),
+        RouteSpec("POST", "/api/v1/tokens/create", tokens, h.create_token),
+        RouteSpec("POST", "/api/v1/tokens/revoke", tokens, h.revoke_token),
     )

@@ -421,15 +421,15 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/logout", Permission.VIEW_STATS, logout),
     RouteSpec("GET", "/static/{name}", None, static),
     RouteSpec("GET", "/", Permission.VIEW_STATS, dashboard),
-    RouteSpec("GET", "/api/status", Permission.VIEW_STATS, api_status),
-    RouteSpec("GET", "/api/stats", Permission.VIEW_STATS, api_stats),
+    RouteSpec("GET", "/api/v1/status", Permission.VIEW_STATS, api_status),
+    RouteSpec("GET", "/api/v1/stats", Permission.VIEW_STATS, api_stats),
     RouteSpec("GET", "/download/stats.csv", Permission.VIEW_REPORTS, stats_csv),
     RouteSpec("GET", "/download/stats.json", Permission.VIEW_REPORTS, stats_json),
-    RouteSpec("POST", "/api/run/change", Permission.RUN_CONTROL, run_change),
-    RouteSpec("POST", "/api/run/stop", Permission.RUN_CONTROL, run_stop),
-    RouteSpec("POST", "/api/run/start", Permission.RUN_CONTROL, run_start),
-    RouteSpec("POST", "/api/run/reset", Permission.RUN_CONTROL, run_reset),
-    RouteSpec("GET", "/api/audit", Permission.VIEW_AUDIT, api_audit),
+    RouteSpec("POST", "/api/v1/run/change", Permission.RUN_CONTROL, run_change),
+    RouteSpec("POST", "/api/v1/run/stop", Permission.RUN_CONTROL, run_stop),
+    RouteSpec("POST", "/api/v1/run/start", Permission.RUN_CONTROL, run_start),
+    RouteSpec("POST", "/api/v1/run/reset", Permission.RUN_CONTROL, run_reset),
+    RouteSpec("GET", "/api/v1/audit", Permission.VIEW_AUDIT, api_audit),
 )
 """Every route of the app. A test enumerates it against the role table."""
 

@@ -198,14 +198,14 @@ async def _as(site: Site, role: Role | None) -> dict[str, str]:
 def _bodies(token_id: str) -> dict[str, dict[str, Any]]:
     """A body for each POST route that succeeds for an admin, in route order."""
     return {
-        "/api/users/add": {"name": "newbie", "role": "viewer", "password": NEW_PASSWORD},
-        "/api/users/reset-password": {"name": "newbie", "password": NEW_PASSWORD + "2"},
-        "/api/users/set-role": {"name": "newbie", "role": "operator"},
-        "/api/users/disable": {"name": "newbie"},
-        "/api/users/enable": {"name": "newbie"},
-        "/api/users/remove": {"name": "newbie"},
-        "/api/tokens/create": {"role": "viewer", "expires": "1d", "label": "ci"},
-        "/api/tokens/revoke": {"token_id": token_id},
+        "/api/v1/users/add": {"name": "newbie", "role": "viewer", "password": NEW_PASSWORD},
+        "/api/v1/users/reset-password": {"name": "newbie", "password": NEW_PASSWORD + "2"},
+        "/api/v1/users/set-role": {"name": "newbie", "role": "operator"},
+        "/api/v1/users/disable": {"name": "newbie"},
+        "/api/v1/users/enable": {"name": "newbie"},
+        "/api/v1/users/remove": {"name": "newbie"},
+        "/api/v1/tokens/create": {"role": "viewer", "expires": "1d", "label": "ci"},
+        "/api/v1/tokens/revoke": {"token_id": token_id},
     }
 
 
@@ -249,7 +249,7 @@ async def test_an_anonymous_browser_is_sent_to_the_login_page(site: Site) -> Non
 async def test_an_api_token_never_reaches_the_admin_routes(site: Site) -> None:
     _info, token = await site.accounts.create_token(Role.OPERATOR, 3600.0, "ci")
     bearer = {"Authorization": f"Bearer {token}"}
-    assert (await site.request("GET", "/api/status", headers=bearer)).status == 200
+    assert (await site.request("GET", "/api/v1/status", headers=bearer)).status == 200
     before = site.store_path.read_bytes()
     for spec in site.routes:
         body = json.dumps(_bodies("0" * 12).get(spec.path, {})).encode()
@@ -270,11 +270,12 @@ async def test_admin_posts_need_both_the_csrf_token_and_this_origin(site: Site) 
         {"Cookie": headers["Cookie"], "X-CSRF-Token": headers["X-CSRF-Token"]},
     ]
     for attempt in attempts:
-        for path, payload in [("/api/users/add", body), ("/api/users/remove", {"name": "otto"}),
-                              ("/api/tokens/create", {"role": "operator"})]:
+        for path, payload in [("/api/v1/users/add", body),
+                              ("/api/v1/users/remove", {"name": "otto"}),
+                              ("/api/v1/tokens/create", {"role": "operator"})]:
             reply = await site.post(path, payload, attempt)
             assert reply.status == 403, (path, attempt)
-    for path in ("/api/users/add", "/api/tokens/create", "/api/users/remove"):
+    for path in ("/api/v1/users/add", "/api/v1/tokens/create", "/api/v1/users/remove"):
         assert (await site.request("GET", path, headers=headers)).status == 405
     assert site.store_path.read_bytes() == before
     assert site.actions() == []
@@ -285,14 +286,14 @@ async def test_admin_posts_need_both_the_csrf_token_and_this_origin(site: Site) 
 
 async def test_an_added_user_can_sign_in_with_the_given_password(site: Site) -> None:
     admin = await site.session("ada")
-    reply = await site.post("/api/users/add", {"name": "nina", "role": "operator",
+    reply = await site.post("/api/v1/users/add", {"name": "nina", "role": "operator",
                                                "password": NEW_PASSWORD}, admin)
     assert reply.status == 200, reply.body
     assert reply.json()["user"]["name"] == "nina"
     nina = await site.session("nina", NEW_PASSWORD)
-    status = await site.request("GET", "/api/status", headers=nina)
+    status = await site.request("GET", "/api/v1/status", headers=nina)
     assert status.json()["role"] == "operator"
-    listed = (await site.request("GET", "/api/users", headers=admin)).json()
+    listed = (await site.request("GET", "/api/v1/users", headers=admin)).json()
     assert [u["name"] for u in listed["users"]] == ["ada", "nina", "otto", "vera"]
     assert listed["you"] == "ada"
 
@@ -301,25 +302,25 @@ async def test_a_password_reset_ends_the_users_sessions_and_only_the_new_passwor
         site: Site) -> None:
     admin = await site.session("ada")
     otto = await site.session("otto")
-    assert (await site.request("GET", "/api/status", headers=otto)).status == 200
-    reply = await site.post("/api/users/reset-password", {"name": "otto",
+    assert (await site.request("GET", "/api/v1/status", headers=otto)).status == 200
+    reply = await site.post("/api/v1/users/reset-password", {"name": "otto",
                                                           "password": NEW_PASSWORD}, admin)
     assert reply.status == 200, reply.body
-    assert (await site.request("GET", "/api/status", headers=otto)).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=otto)).status == 401
     assert (await site.login("otto", PASSWORDS["otto"][0])).status == 200  # the form again
     again = await site.session("otto", NEW_PASSWORD)
-    assert (await site.request("GET", "/api/status", headers=again)).status == 200
-    assert (await site.request("GET", "/api/users", headers=admin)).status == 200  # admin stays
+    assert (await site.request("GET", "/api/v1/status", headers=again)).status == 200
+    assert (await site.request("GET", "/api/v1/users", headers=admin)).status == 200  # admin stays
 
 
 async def test_a_removed_user_loses_their_session_and_cannot_sign_in(site: Site) -> None:
     admin = await site.session("ada")
     vera = await site.session("vera")
-    reply = await site.post("/api/users/remove", {"name": "vera"}, admin)
+    reply = await site.post("/api/v1/users/remove", {"name": "vera"}, admin)
     assert reply.status == 200, reply.body
-    assert (await site.request("GET", "/api/status", headers=vera)).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=vera)).status == 401
     assert (await site.login("vera", PASSWORDS["vera"][0])).status == 200  # no cookie: refused
-    listed = (await site.request("GET", "/api/users", headers=admin)).json()
+    listed = (await site.request("GET", "/api/v1/users", headers=admin)).json()
     assert "vera" not in [u["name"] for u in listed["users"]]
 
 
@@ -327,29 +328,29 @@ async def test_a_role_change_or_disabling_ends_the_session_and_enabling_allows_l
         site: Site) -> None:
     admin = await site.session("ada")
     otto = await site.session("otto")
-    reply = await site.post("/api/users/set-role", {"name": "otto", "role": "viewer"}, admin)
+    reply = await site.post("/api/v1/users/set-role", {"name": "otto", "role": "viewer"}, admin)
     assert reply.json()["user"]["role"] == "viewer"
-    assert (await site.request("GET", "/api/status", headers=otto)).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=otto)).status == 401
     otto = await site.session("otto")
-    assert (await site.post("/api/run/stop", {}, otto)).status == 403  # now a viewer
-    assert (await site.post("/api/users/disable", {"name": "otto"}, admin)).status == 200
-    assert (await site.request("GET", "/api/status", headers=otto)).status == 401
+    assert (await site.post("/api/v1/run/stop", {}, otto)).status == 403  # now a viewer
+    assert (await site.post("/api/v1/users/disable", {"name": "otto"}, admin)).status == 200
+    assert (await site.request("GET", "/api/v1/status", headers=otto)).status == 401
     assert (await site.login("otto", PASSWORDS["otto"][0])).cookies == []
-    assert (await site.post("/api/users/enable", {"name": "otto"}, admin)).status == 200
+    assert (await site.post("/api/v1/users/enable", {"name": "otto"}, admin)).status == 200
     assert (await site.session("otto"))["Cookie"]
 
 
 async def test_the_last_admin_cannot_be_removed_demoted_or_disabled(site: Site) -> None:
     admin = await site.session("ada")
     before = site.store_path.read_bytes()
-    for path, body in [("/api/users/remove", {"name": "ada"}),
-                       ("/api/users/set-role", {"name": "ada", "role": "operator"}),
-                       ("/api/users/disable", {"name": "ada"})]:
+    for path, body in [("/api/v1/users/remove", {"name": "ada"}),
+                       ("/api/v1/users/set-role", {"name": "ada", "role": "operator"}),
+                       ("/api/v1/users/disable", {"name": "ada"})]:
         reply = await site.post(path, body, admin)
         assert reply.status == 400, path
         assert "last enabled admin" in reply.json()["error"]
     assert site.store_path.read_bytes() == before
-    assert (await site.request("GET", "/api/users", headers=admin)).status == 200
+    assert (await site.request("GET", "/api/v1/users", headers=admin)).status == 200
 
 
 async def test_concurrent_changes_are_applied_one_at_a_time_and_none_is_lost(
@@ -357,7 +358,7 @@ async def test_concurrent_changes_are_applied_one_at_a_time_and_none_is_lost(
     admin = await site.session("ada")
     names = [f"user{i}" for i in range(6)]
     replies = await asyncio.gather(*(
-        site.post("/api/users/add", {"name": name, "role": "viewer",
+        site.post("/api/v1/users/add", {"name": name, "role": "viewer",
                                      "password": NEW_PASSWORD}, admin) for name in names))
     assert [r.status for r in replies] == [200] * len(names)
     stored = {user.name for user in UserStore.open(site.store_path).users()}
@@ -369,7 +370,7 @@ async def test_a_change_made_meanwhile_from_the_command_line_is_kept(site: Site)
     cli_store = UserStore.open(site.store_path)  # as 'phalanx users add' would
     add_user(cli_store, "cli-made", Role.VIEWER, NEW_PASSWORD, passwords=Passwords(CHEAP),
              now=time.time())
-    reply = await site.post("/api/users/add", {"name": "web-made", "role": "viewer",
+    reply = await site.post("/api/v1/users/add", {"name": "web-made", "role": "viewer",
                                                "password": NEW_PASSWORD}, admin)
     assert reply.status == 200, reply.body
     stored = {user.name for user in UserStore.open(site.store_path).users()}
@@ -381,7 +382,7 @@ async def test_a_change_made_meanwhile_from_the_command_line_is_kept(site: Site)
 
 async def test_a_created_token_works_as_bearer_until_it_is_revoked(site: Site) -> None:
     admin = await site.session("ada")
-    reply = await site.post("/api/tokens/create", {"role": "operator", "expires": "2h",
+    reply = await site.post("/api/v1/tokens/create", {"role": "operator", "expires": "2h",
                                                    "label": "ci"}, admin)
     assert reply.status == 200, reply.body
     created = reply.json()
@@ -389,24 +390,24 @@ async def test_a_created_token_works_as_bearer_until_it_is_revoked(site: Site) -
     assert token.startswith(f"phx_{token_id}_")
     assert 7100 < created["expires"] - created["created"] <= 7200
     bearer = {"Authorization": f"Bearer {token}"}
-    status = await site.request("GET", "/api/status", headers=bearer)
+    status = await site.request("GET", "/api/v1/status", headers=bearer)
     assert status.status == 200
     assert status.json()["role"] == "operator"
-    listed = await site.request("GET", "/api/tokens", headers=admin)
+    listed = await site.request("GET", "/api/v1/tokens", headers=admin)
     assert [t["token_id"] for t in listed.json()["tokens"]] == [token_id]
     assert token.encode() not in listed.body  # shown once: never again
-    reply = await site.post("/api/tokens/revoke", {"token_id": token_id}, admin)
+    reply = await site.post("/api/v1/tokens/revoke", {"token_id": token_id}, admin)
     assert reply.status == 200
-    assert (await site.request("GET", "/api/status", headers=bearer)).status == 401
-    assert (await site.request("GET", "/api/tokens", headers=admin)).json()["tokens"] == []
+    assert (await site.request("GET", "/api/v1/status", headers=bearer)).status == 401
+    assert (await site.request("GET", "/api/v1/tokens", headers=admin)).json()["tokens"] == []
 
 
 async def test_a_token_defaults_to_thirty_days_and_cannot_be_an_admin(site: Site) -> None:
     admin = await site.session("ada")
-    created = (await site.post("/api/tokens/create", {"role": "viewer"}, admin)).json()
+    created = (await site.post("/api/v1/tokens/create", {"role": "viewer"}, admin)).json()
     assert created["expires"] - created["created"] == pytest.approx(30 * 86400, abs=5)
     assert created["label"] == ""
-    reply = await site.post("/api/tokens/create", {"role": "admin"}, admin)
+    reply = await site.post("/api/v1/tokens/create", {"role": "admin"}, admin)
     assert reply.status == 400
     assert "cannot have the role admin" in reply.json()["error"]
 
@@ -417,8 +418,8 @@ async def test_a_token_defaults_to_thirty_days_and_cannot_be_an_admin(site: Site
 async def test_responses_never_carry_hashes_digests_or_epochs(site: Site) -> None:
     admin = await site.session("ada")
     _info, token = await site.accounts.create_token(Role.VIEWER, 3600.0, "x")
-    users = await site.request("GET", "/api/users", headers=admin)
-    tokens = await site.request("GET", "/api/tokens", headers=admin)
+    users = await site.request("GET", "/api/v1/users", headers=admin)
+    tokens = await site.request("GET", "/api/v1/tokens", headers=admin)
     for reply in (users, tokens):
         assert b"argon2" not in reply.body
         assert not re.search(rb"[0-9a-f]{64}", reply.body)
@@ -433,19 +434,19 @@ async def test_every_change_is_audited_with_who_and_where_and_without_secrets(
         site: Site) -> None:
     admin = await site.session("ada")
     steps = [
-        ("/api/users/add", {"name": "nina", "role": "viewer", "password": NEW_PASSWORD}),
-        ("/api/users/reset-password", {"name": "nina", "password": NEW_PASSWORD + "!"}),
-        ("/api/users/set-role", {"name": "nina", "role": "operator"}),
-        ("/api/users/disable", {"name": "nina"}),
-        ("/api/users/enable", {"name": "nina"}),
-        ("/api/users/remove", {"name": "nina"}),
-        ("/api/tokens/create", {"role": "viewer", "label": "nightly"}),
+        ("/api/v1/users/add", {"name": "nina", "role": "viewer", "password": NEW_PASSWORD}),
+        ("/api/v1/users/reset-password", {"name": "nina", "password": NEW_PASSWORD + "!"}),
+        ("/api/v1/users/set-role", {"name": "nina", "role": "operator"}),
+        ("/api/v1/users/disable", {"name": "nina"}),
+        ("/api/v1/users/enable", {"name": "nina"}),
+        ("/api/v1/users/remove", {"name": "nina"}),
+        ("/api/v1/tokens/create", {"role": "viewer", "label": "nightly"}),
     ]
     for path, body in steps:
         reply = await site.post(path, body, admin)
         assert reply.status == 200, (path, reply.body)
     created = reply.json()
-    reply = await site.post("/api/tokens/revoke", {"token_id": created["token_id"]}, admin)
+    reply = await site.post("/api/v1/tokens/revoke", {"token_id": created["token_id"]}, admin)
     assert reply.status == 200
     entries = [e for e in site.audit_lines() if e["action"] not in ("login",)]
     assert [e["action"] for e in entries] == [
@@ -461,41 +462,41 @@ async def test_every_change_is_audited_with_who_and_where_and_without_secrets(
     secret = created["token"].split("_", 2)[2]
     for forbidden in (NEW_PASSWORD, secret, "argon2"):
         assert forbidden not in text
-    page = await site.request("GET", "/api/audit", headers=admin)
+    page = await site.request("GET", "/api/v1/audit", headers=admin)
     assert [e["action"] for e in page.json()["entries"]][-1] == "token_revoke"
 
 
 @pytest.mark.parametrize(("path", "body", "message"), [
-    ("/api/users/add", {"name": "nina", "role": "viewer"}, "missing field(s): password"),
-    ("/api/users/add", {"name": "nina", "role": "viewer", "password": NEW_PASSWORD,
+    ("/api/v1/users/add", {"name": "nina", "role": "viewer"}, "missing field(s): password"),
+    ("/api/v1/users/add", {"name": "nina", "role": "viewer", "password": NEW_PASSWORD,
                         "admin": True}, "unknown field(s): admin"),
-    ("/api/users/add", {"name": "nina", "role": "root", "password": NEW_PASSWORD}, "role"),
-    ("/api/users/add", {"name": "nina", "role": "Admin", "password": NEW_PASSWORD}, "role"),
-    ("/api/users/add", {"name": 7, "role": "viewer", "password": NEW_PASSWORD}, "name"),
-    ("/api/users/add", {"name": "n" * 65, "role": "viewer", "password": NEW_PASSWORD}, "name"),
-    ("/api/users/add", {"name": XSS[:60], "role": "viewer", "password": NEW_PASSWORD},
+    ("/api/v1/users/add", {"name": "nina", "role": "root", "password": NEW_PASSWORD}, "role"),
+    ("/api/v1/users/add", {"name": "nina", "role": "Admin", "password": NEW_PASSWORD}, "role"),
+    ("/api/v1/users/add", {"name": 7, "role": "viewer", "password": NEW_PASSWORD}, "name"),
+    ("/api/v1/users/add", {"name": "n" * 65, "role": "viewer", "password": NEW_PASSWORD}, "name"),
+    ("/api/v1/users/add", {"name": XSS[:60], "role": "viewer", "password": NEW_PASSWORD},
      "invalid user name"),
-    ("/api/users/add", {"name": "nina", "role": "viewer", "password": "short"}, "too short"),
-    ("/api/users/add", {"name": "nina", "role": "viewer", "password": "x" * 1025},
+    ("/api/v1/users/add", {"name": "nina", "role": "viewer", "password": "short"}, "too short"),
+    ("/api/v1/users/add", {"name": "nina", "role": "viewer", "password": "x" * 1025},
      "password"),
-    ("/api/users/add", {"name": "nina", "role": "viewer", "password": "nina" * 3 + "\n"},
+    ("/api/v1/users/add", {"name": "nina", "role": "viewer", "password": "nina" * 3 + "\n"},
      "control character"),
-    ("/api/users/add", {"name": "otto", "role": "viewer", "password": NEW_PASSWORD},
+    ("/api/v1/users/add", {"name": "otto", "role": "viewer", "password": NEW_PASSWORD},
      "already exists"),
-    ("/api/users/reset-password", {"name": "ghost", "password": NEW_PASSWORD}, "no user"),
-    ("/api/users/reset-password", {"name": "otto", "password": "o" * 14},
+    ("/api/v1/users/reset-password", {"name": "ghost", "password": NEW_PASSWORD}, "no user"),
+    ("/api/v1/users/reset-password", {"name": "otto", "password": "o" * 14},
      "one character repeated"),
-    ("/api/users/set-role", {"name": "otto", "role": None}, "role"),
-    ("/api/users/disable", {"name": ["otto"]}, "name"),
-    ("/api/users/remove", {}, "missing field(s): name"),
-    ("/api/tokens/create", {"role": "viewer", "expires": "forever"}, "lifetime"),
-    ("/api/tokens/create", {"role": "viewer", "expires": "400d"}, "366d"),
-    ("/api/tokens/create", {"role": "viewer", "expires": 30}, "expires"),
-    ("/api/tokens/create", {"role": "viewer", "label": "x" * 101}, "label"),
-    ("/api/tokens/create", {"role": "viewer", "label": "line\nbreak"}, "printable"),
-    ("/api/tokens/create", {"role": "viewer", "secret": "mine"}, "unknown field(s): secret"),
-    ("/api/tokens/revoke", {"token_id": "../../etc"}, "token_id"),
-    ("/api/tokens/revoke", {"token_id": "0123456789ab"}, "no token"),
+    ("/api/v1/users/set-role", {"name": "otto", "role": None}, "role"),
+    ("/api/v1/users/disable", {"name": ["otto"]}, "name"),
+    ("/api/v1/users/remove", {}, "missing field(s): name"),
+    ("/api/v1/tokens/create", {"role": "viewer", "expires": "forever"}, "lifetime"),
+    ("/api/v1/tokens/create", {"role": "viewer", "expires": "400d"}, "366d"),
+    ("/api/v1/tokens/create", {"role": "viewer", "expires": 30}, "expires"),
+    ("/api/v1/tokens/create", {"role": "viewer", "label": "x" * 101}, "label"),
+    ("/api/v1/tokens/create", {"role": "viewer", "label": "line\nbreak"}, "printable"),
+    ("/api/v1/tokens/create", {"role": "viewer", "secret": "mine"}, "unknown field(s): secret"),
+    ("/api/v1/tokens/revoke", {"token_id": "../../etc"}, "token_id"),
+    ("/api/v1/tokens/revoke", {"token_id": "0123456789ab"}, "no token"),
 ])
 async def test_bad_input_gets_a_400_that_names_the_problem_and_changes_nothing(
         site: Site, path: str, body: dict[str, Any], message: str) -> None:
@@ -516,18 +517,18 @@ async def test_bodies_that_are_not_json_objects_are_refused(site: Site) -> None:
     for body, content_type, status in [(b"name=otto", "application/x-www-form-urlencoded", 415),
                                        (b'["otto"]', "application/json", 400),
                                        (b'{"name": ', "application/json", 400)]:
-        reply = await site.request("POST", "/api/users/remove", body=body, headers={
+        reply = await site.request("POST", "/api/v1/users/remove", body=body, headers={
             **admin, "Content-Type": content_type})
         assert reply.status == status
-    assert (await site.request("GET", "/api/users", headers=admin)).json()["users"][1][
+    assert (await site.request("GET", "/api/v1/users", headers=admin)).json()["users"][1][
         "name"] == "otto"
 
 
 async def test_markup_in_a_token_label_comes_back_only_as_json_text(site: Site) -> None:
     admin = await site.session("ada")
-    reply = await site.post("/api/tokens/create", {"role": "viewer", "label": XSS}, admin)
+    reply = await site.post("/api/v1/tokens/create", {"role": "viewer", "label": XSS}, admin)
     assert reply.status == 200, reply.body
-    listed = await site.request("GET", "/api/tokens", headers=admin)
+    listed = await site.request("GET", "/api/v1/tokens", headers=admin)
     assert listed.headers["content-type"].startswith("application/json")
     assert listed.json()["tokens"][0]["label"] == XSS
     page = await site.request("GET", "/admin", headers=admin)

@@ -248,8 +248,8 @@ async def test_every_route_answers_exactly_as_the_role_table_says(site: Site,
         if spec.path == "/logout":
             continue  # ends the session: checked on its own
         path = spec.path.replace("{name}", "app.js")
-        body = {"/api/run/change": b'{"users": 3}',
-                "/api/run/start": b'{"users": 3, "spawn_rate": 1}'}.get(spec.path, b"{}")
+        body = {"/api/v1/run/change": b'{"users": 3}',
+                "/api/v1/run/start": b'{"users": 3, "spawn_rate": 1}'}.get(spec.path, b"{}")
         extra = {"Content-Type": "application/json"} if spec.method == "POST" else {}
         if spec.path == "/login":
             extra = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -267,8 +267,8 @@ async def test_every_route_answers_exactly_as_the_role_table_says(site: Site,
 
 
 async def test_every_response_carries_the_security_headers(site: Site) -> None:
-    for method, path in [("GET", "/login"), ("GET", "/api/stats"), ("GET", "/nope"),
-                         ("GET", "/static/app.js"), ("POST", "/api/run/stop")]:
+    for method, path in [("GET", "/login"), ("GET", "/api/v1/stats"), ("GET", "/nope"),
+                         ("GET", "/static/app.js"), ("POST", "/api/v1/run/stop")]:
         reply = await site.request(method, path, headers={"Origin": site.origin})
         csp = reply.headers["content-security-policy"]
         assert csp == CSP
@@ -285,7 +285,7 @@ async def test_every_response_carries_the_security_headers(site: Site) -> None:
 
 async def test_state_never_changes_through_get(site: Site) -> None:
     headers = await _as(site, Role.ADMIN)
-    for path in ("/api/run/stop", "/api/run/change"):
+    for path in ("/api/v1/run/stop", "/api/v1/run/change"):
         reply = await site.request("GET", path, headers=headers)
         assert reply.status == 405
     assert not site.control.stopped
@@ -303,12 +303,12 @@ async def test_csrf_token_and_origin_are_both_required(site: Site) -> None:
          "Referer": "http://evil.example/page"},
     ]
     for attempt in attempts:
-        reply = await site.request("POST", "/api/run/stop", headers=attempt)
+        reply = await site.request("POST", "/api/v1/run/stop", headers=attempt)
         assert reply.status == 403, attempt
     assert not site.control.stopped
     referer_ok = {"Cookie": headers["Cookie"], "X-CSRF-Token": headers["X-CSRF-Token"],
                   "Referer": f"{site.origin}/"}
-    assert (await site.request("POST", "/api/run/stop", headers=referer_ok)).status == 200
+    assert (await site.request("POST", "/api/v1/run/stop", headers=referer_ok)).status == 200
     assert site.control.stopped
     assert site.audit[-1][:3] == ("otto", "127.0.0.1", "run_stop")
 
@@ -361,31 +361,31 @@ async def test_login_rotates_the_session_and_logout_ends_it(site: Site) -> None:
     assert "HttpOnly" in header
     assert "SameSite=strict" in header or "SameSite=Strict" in header
     assert "Secure" not in header  # plain HTTP on loopback
-    assert (await site.request("GET", "/api/status", headers=_session(planted))).status == 401
-    assert (await site.request("GET", "/api/status", headers=_session(cookie))).status == 200
+    assert (await site.request("GET", "/api/v1/status", headers=_session(planted))).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=_session(cookie))).status == 200
     token = await site.csrf(cookie)
     out = await site.request("POST", "/logout", headers={
         **_session(cookie), "X-CSRF-Token": token, "Origin": site.origin})
     assert out.status == 303
-    assert (await site.request("GET", "/api/status", headers=_session(cookie))).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=_session(cookie))).status == 401
 
 
 async def test_a_password_change_ends_existing_sessions(site: Site) -> None:
     cookie = await site.login("otto")
-    assert (await site.request("GET", "/api/status", headers=_session(cookie))).status == 200
+    assert (await site.request("GET", "/api/v1/status", headers=_session(cookie))).status == 200
     site.auth.epochs["otto"] += 1  # what a reset-password or role change does
-    assert (await site.request("GET", "/api/status", headers=_session(cookie))).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=_session(cookie))).status == 401
 
 
 async def test_bearer_tokens_work_without_cookies_and_bad_ones_are_refused(site: Site) -> None:
     good = {"Authorization": f"Bearer {TOKEN}"}
-    assert (await site.request("GET", "/api/status", headers=good)).status == 200
-    reply = await site.request("POST", "/api/run/change", body=b'{"users": 7}',
+    assert (await site.request("GET", "/api/v1/status", headers=good)).status == 200
+    reply = await site.request("POST", "/api/v1/run/change", body=b'{"users": 7}',
                                headers={**good, "Content-Type": "application/json"})
     assert reply.status == 200
     assert site.control.changes == [(7, None)]
     bad = {"Authorization": "Bearer phx_forged"}
-    assert (await site.request("GET", "/api/status", headers=bad)).status == 401
+    assert (await site.request("GET", "/api/v1/status", headers=bad)).status == 401
 
 
 @pytest.mark.parametrize(("body", "status", "message"), [
@@ -403,7 +403,7 @@ async def test_bearer_tokens_work_without_cookies_and_bad_ones_are_refused(site:
 async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
         site: Site, body: bytes, status: int, message: str) -> None:
     headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
-    reply = await site.request("POST", "/api/run/change", body=body, headers=headers)
+    reply = await site.request("POST", "/api/v1/run/change", body=body, headers=headers)
     assert reply.status == status
     assert message in reply.json()["error"]
     assert site.control.changes == []
@@ -412,10 +412,10 @@ async def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
 async def test_oversized_and_non_json_bodies_are_refused(site: Site) -> None:
     headers = await _as(site, Role.OPERATOR)
     big = b'{"users": 1, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
-    reply = await site.request("POST", "/api/run/change", body=big,
+    reply = await site.request("POST", "/api/v1/run/change", body=big,
                                headers={**headers, "Content-Type": "application/json"})
     assert reply.status == 413
-    reply = await site.request("POST", "/api/run/change", body=b"users=1",
+    reply = await site.request("POST", "/api/v1/run/change", body=b"users=1",
                                headers={**headers, "Content-Type": "text/plain"})
     assert reply.status == 415
     assert site.control.changes == []
@@ -426,7 +426,7 @@ async def test_internal_errors_show_a_correlation_id_and_nothing_else(
     caplog.set_level(logging.ERROR, logger="phalanx.web")
     headers = await _as(site, Role.VIEWER)
     site.control.explode = True
-    reply = await site.request("GET", "/api/status", headers=headers)
+    reply = await site.request("GET", "/api/v1/status", headers=headers)
     assert reply.status == 500
     payload = reply.json()
     assert set(payload) == {"error", "correlation_id"}
@@ -441,7 +441,7 @@ async def test_internal_errors_show_a_correlation_id_and_nothing_else(
 async def test_markup_in_names_and_messages_reaches_the_browser_only_as_json_text(
         site: Site) -> None:
     headers = await _as(site, Role.VIEWER)
-    reply = await site.request("GET", "/api/stats", headers=headers)
+    reply = await site.request("GET", "/api/v1/stats", headers=headers)
     assert reply.headers["content-type"].startswith("application/json")
     names = [entry["name"] for entry in reply.json()["entries"]]
     assert f"/items/{XSS}" in names
@@ -514,15 +514,15 @@ async def test_starting_from_the_ui_validates_and_checks_the_host_with_the_scope
         (b'{"users": 5, "spawn_rate": 1, "host": "http://forbidden.test"}', "allowed targets"),
     ]
     for body, message in bad:
-        reply = await site.request("POST", "/api/run/start", body=body, headers=headers)
+        reply = await site.request("POST", "/api/v1/run/start", body=body, headers=headers)
         assert reply.status == 400, body
         assert message in reply.json()["error"]
     assert site.control.started == []
     good = b'{"users": 5, "spawn_rate": 2.5, "host": "http://127.0.0.1:9", "run_time": 30}'
-    reply = await site.request("POST", "/api/run/start", body=good, headers=headers)
+    reply = await site.request("POST", "/api/v1/run/start", body=good, headers=headers)
     assert reply.status == 200
     assert site.control.started == [StartRequest(5, 2.5, "http://127.0.0.1:9", 30.0)]
-    assert (await site.request("POST", "/api/run/reset", headers=headers)).status == 200
+    assert (await site.request("POST", "/api/v1/run/reset", headers=headers)).status == 200
     assert site.control.resets == 1
     assert [entry[2] for entry in site.audit][-2:] == ["run_start", "run_reset"]
 
@@ -611,7 +611,7 @@ async def test_parallel_guesses_are_not_checked_in_parallel(site: Site) -> None:
 
 async def test_the_ui_cannot_go_above_the_runs_limits(site: Site) -> None:
     headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
-    reply = await site.request("POST", "/api/run/change", body=b'{"users": 200001}',
+    reply = await site.request("POST", "/api/v1/run/change", body=b'{"users": 200001}',
                                headers=headers)
     assert reply.status == 400
     assert "users" in reply.json()["error"]
@@ -620,7 +620,7 @@ async def test_the_ui_cannot_go_above_the_runs_limits(site: Site) -> None:
 
 async def test_deeply_nested_json_is_a_400_not_a_crash(site: Site) -> None:
     headers = {**await _as(site, Role.OPERATOR), "Content-Type": "application/json"}
-    reply = await site.request("POST", "/api/run/change", body=b"[" * 60_000, headers=headers)
+    reply = await site.request("POST", "/api/v1/run/change", body=b"[" * 60_000, headers=headers)
     assert reply.status == 400
 
 
@@ -632,6 +632,6 @@ async def test_huge_request_headers_are_refused_and_the_server_goes_on(site: Sit
 
 
 async def test_anonymous_api_calls_are_told_how_to_authenticate(site: Site) -> None:
-    reply = await site.request("GET", "/api/status")
+    reply = await site.request("GET", "/api/v1/status")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == "Bearer"

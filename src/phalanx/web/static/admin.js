@@ -92,7 +92,7 @@ function userRow(user, you) {
   const select = roleSelect(user.role);
   select.setAttribute("aria-label", `role of ${user.name}`);
   select.addEventListener("change", async () => {
-    const done = await post("/api/users/set-role", { name: user.name, role: select.value },
+    const done = await post("/api/v1/users/set-role", { name: user.name, role: select.value },
       `${user.name} is now ${select.value}; their sessions have ended`);
     if (!done) select.value = user.role;
     await loadUsers();
@@ -109,12 +109,12 @@ function userRow(user, you) {
   }));
   const toggle = user.disabled ? "enable" : "disable";
   actions.appendChild(button(user.disabled ? "Enable" : "Disable", async () => {
-    await post(`/api/users/${toggle}`, { name: user.name }, `${user.name}: ${toggle}d`);
+    await post(`/api/v1/users/${toggle}`, { name: user.name }, `${user.name}: ${toggle}d`);
     await loadUsers();
   }));
   actions.appendChild(button("Remove", async () => {
     if (!window.confirm(`Remove the user ${user.name}? Their sessions end at once.`)) return;
-    await post("/api/users/remove", { name: user.name }, `${user.name} removed`);
+    await post("/api/v1/users/remove", { name: user.name }, `${user.name} removed`);
     await loadUsers();
   }, "danger"));
   tr.appendChild(actions);
@@ -124,7 +124,7 @@ function userRow(user, you) {
 async function loadUsers() {
   const body = document.querySelector("#users-table tbody");
   if (!body) return;
-  const data = await getJson("/api/users");
+  const data = await getJson("/api/v1/users");
   if (!data) return;
   body.replaceChildren(...data.users.map((user) => userRow(user, data.you)));
   const names = document.getElementById("reset-name");
@@ -144,7 +144,7 @@ function setUpUserForms() {
       event.preventDefault();
       const name = document.getElementById("add-user-name").value;
       const password = document.getElementById("add-user-password");
-      const done = await post("/api/users/add", {
+      const done = await post("/api/v1/users/add", {
         name, role: document.getElementById("add-user-role").value, password: password.value,
       }, `${name} added`);
       if (done) add.reset();
@@ -158,7 +158,7 @@ function setUpUserForms() {
       event.preventDefault();
       const name = document.getElementById("reset-name").value;
       const password = document.getElementById("reset-password");
-      await post("/api/users/reset-password", { name, password: password.value },
+      await post("/api/v1/users/reset-password", { name, password: password.value },
         `new password set for ${name}; their sessions have ended`);
       password.value = "";
       await loadUsers();
@@ -180,7 +180,7 @@ function tokenRow(token) {
   const actions = document.createElement("td");
   actions.appendChild(button("Revoke", async () => {
     if (!window.confirm(`Revoke the token ${token.token_id}? It stops working at once.`)) return;
-    const done = await post("/api/tokens/revoke", { token_id: token.token_id },
+    const done = await post("/api/v1/tokens/revoke", { token_id: token.token_id },
       `token ${token.token_id} revoked`);
     if (done && document.getElementById("token-created-id").textContent === token.token_id) {
       document.getElementById("token-secret").value = "";
@@ -195,7 +195,7 @@ function tokenRow(token) {
 async function loadTokens() {
   const body = document.querySelector("#tokens-table tbody");
   if (!body) return;
-  const data = await getJson("/api/tokens");
+  const data = await getJson("/api/v1/tokens");
   if (!data) return;
   body.replaceChildren(...data.tokens.map(tokenRow));
 }
@@ -207,7 +207,7 @@ function setUpTokenForm() {
   const secret = document.getElementById("token-secret");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const created = await post("/api/tokens/create", {
+    const created = await post("/api/v1/tokens/create", {
       role: document.getElementById("token-role").value,
       expires: document.getElementById("token-expires").value,
       label: document.getElementById("token-label").value,
@@ -243,7 +243,7 @@ function detailsText(details) {
 async function loadAudit() {
   const body = document.querySelector("#audit-table tbody");
   if (!body) return;
-  const data = await getJson("/api/audit");
+  const data = await getJson("/api/v1/audit");
   if (!data) return;
   if (!data.enabled) say("no audit log is kept for this run", false);
   document.getElementById("audit-head").textContent = data.head || "–";

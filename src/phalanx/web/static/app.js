@@ -98,7 +98,7 @@ async function getJson(path) {
 }
 
 async function poll() {
-  const status = await getJson("/api/status");
+  const status = await getJson("/api/v1/status");
   if (status) {
     document.getElementById("state").textContent = status.state;
     const active = ["spawning", "running", "stopping"].includes(status.state);
@@ -113,7 +113,7 @@ async function poll() {
       (w) => w.name, (w) => w.fingerprint, (w) => w.state, (w) => w.users, (w) => w.cpu_percent,
     ]);
   }
-  const stats = await getJson("/api/stats");
+  const stats = await getJson("/api/v1/stats");
   if (stats) {
     const total = stats.total;
     document.getElementById("rps").textContent = total.current_rps.toFixed(1);
@@ -157,7 +157,7 @@ function setUpControls() {
       const rateText = document.getElementById("change-rate").value;
       const body = { users };
       if (rateText !== "") body.spawn_rate = Number(rateText);
-      post("/api/run/change", body);
+      post("/api/v1/run/change", body);
     });
   }
   const start = document.getElementById("start-form");
@@ -172,13 +172,13 @@ function setUpControls() {
       if (host !== "") body.host = host;
       const time = document.getElementById("start-time").value;
       if (time !== "") body.run_time = Number(time);
-      post("/api/run/start", body);
+      post("/api/v1/run/start", body);
     });
   }
   const reset = document.getElementById("reset-button");
-  if (reset) reset.addEventListener("click", () => post("/api/run/reset", {}));
+  if (reset) reset.addEventListener("click", () => post("/api/v1/run/reset", {}));
   const stop = document.getElementById("stop-button");
-  if (stop) stop.addEventListener("click", () => post("/api/run/stop", {}));
+  if (stop) stop.addEventListener("click", () => post("/api/v1/run/stop", {}));
   const logout = document.getElementById("logout-form");
   if (logout) {
     logout.addEventListener("submit", async (event) => {

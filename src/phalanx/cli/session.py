@@ -57,6 +57,7 @@ class LocalSession:
         self._runner: LocalRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_result: RunResult | None = None
+        self._history: list[dict[str, object]] = []
         self._closing = asyncio.Event()
         self._shutdown_requests = 0
 
@@ -139,9 +140,26 @@ class LocalSession:
             await asyncio.wait({task})
         return self.last_result
 
+    def runs(self) -> list[dict[str, object]]:
+        """The tests of this session, oldest first; a running one last (bounded to 100)."""
+        runs = list(self._history)
+        if self.running and self._runner is not None:
+            status = self._runner.status()
+            runs.append({"state": status.state.value, "users": status.users,
+                         "host": self.info.get("host"), "elapsed_s": round(status.elapsed, 3)})
+        return runs
+
     async def _run(self, runner: LocalRunner, plan: Any) -> None:
         result = await runner.run(plan)
         self.last_result = result
+        total = result.snapshot.total
+        self._history.append({
+            "state": "stopped", "reason": result.reason.value, "host": self.info.get("host"),
+            "users": self.info.get("users"), "started_at": result.started_at,
+            "ended_at": result.ended_at, "requests": total.num_requests,
+            "failures": total.num_failures, "rps": round(total.rps, 3),
+        })
+        del self._history[:-100]
         log.info("test ended (%s): %d requests", result.reason.value,
                  result.snapshot.total.num_requests)
         if self._audit is not None:

@@ -55,6 +55,7 @@ from phalanx.core.workers import WorkerSummary
 from phalanx.engine.runner import RunStatus
 from phalanx.security.audit_chain import AuditEntry
 from phalanx.stats import StatsSnapshot
+from phalanx.web.openapi import build_openapi
 from phalanx.web.rbac import Permission, Role, allowed
 from phalanx.web.sessions import Session, SessionStore
 from phalanx.web.throttle import LoginThrottle
@@ -260,6 +261,7 @@ async def static(request: Request, ctx: WebContext, who: Identity | None) -> Res
 
 
 async def api_status(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Run state, users, workers and what the run targets."""
     status = ctx.control.status()
     workers = ctx.workers() if ctx.workers is not None else ()
     return JSONResponse({
@@ -291,6 +293,7 @@ def _snapshot(ctx: WebContext) -> StatsSnapshot:
 
 
 async def api_stats(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Per-endpoint statistics, failures and exceptions, now."""
     from phalanx.exporters.json_summary import entry_dict
 
     snapshot = _snapshot(ctx)
@@ -334,6 +337,7 @@ async def stats_json(request: Request, ctx: WebContext, who: Identity | None) ->
 
 
 async def run_change(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Ramp the running test to a new number of users (and spawn rate)."""
     body = await _json_body(request)
     users = _int_field(body, "users", 0, ctx.max_users)
     rate = body.get("spawn_rate")
@@ -349,6 +353,7 @@ async def run_change(request: Request, ctx: WebContext, who: Identity | None) ->
 
 
 async def run_stop(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Stop the running test gracefully."""
     _call(ctx.control.request_stop)
     _audit(ctx, _who(who), _client(request), "run_stop", {})
     return JSONResponse({"ok": True})
@@ -372,6 +377,7 @@ def _call(action: Callable[[], None]) -> None:
 
 
 async def run_start(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Start a test (a UI-driven session only)."""
     session = _session(ctx)
     body = await _json_body(request)
     unknown = sorted(set(body) - {"users", "spawn_rate", "host", "run_time"})
@@ -395,6 +401,7 @@ async def run_start(request: Request, ctx: WebContext, who: Identity | None) -> 
 
 
 async def run_reset(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """Reset the statistics."""
     session = _session(ctx)
     _call(session.reset_stats)
     _audit(ctx, _who(who), _client(request), "run_reset", {})
@@ -402,12 +409,20 @@ async def run_reset(request: Request, ctx: WebContext, who: Identity | None) -> 
 
 
 async def api_audit(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """The latest audit log entries and the chain's head hash."""
     entries = ctx.audit_recent() if ctx.audit_recent is not None else ()
     return JSONResponse({
         "enabled": ctx.audit_recent is not None,
         "head": entries[-1].hash if entries else None,
         "entries": [entry.as_dict() for entry in entries],
     })
+
+
+async def api_runs(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+    """The tests of this session, oldest first (the current one last)."""
+    history = getattr(ctx.control, "runs", None)
+    runs = list(history()) if callable(history) else []
+    return JSONResponse({"runs": runs})
 
 
 async def health(request: Request, ctx: WebContext, who: Identity | None) -> Response:
@@ -430,6 +445,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", "/api/v1/run/start", Permission.RUN_CONTROL, run_start),
     RouteSpec("POST", "/api/v1/run/reset", Permission.RUN_CONTROL, run_reset),
     RouteSpec("GET", "/api/v1/audit", Permission.VIEW_AUDIT, api_audit),
+    RouteSpec("GET", "/api/v1/runs", Permission.VIEW_REPORTS, api_runs),
 )
 """Every route of the app. A test enumerates it against the role table."""
 
@@ -612,8 +628,15 @@ async def _send_error(send: Callable[[Message], Awaitable[None]], status: int, m
 def create_app(ctx: WebContext, extra_routes: Sequence[RouteSpec] = ()) -> ASGIApp:
     """The ASGI app for ``ctx``: :data:`ROUTES` (and ``extra_routes``, e.g. the admin
     pages) behind :class:`SecurityHeaders`."""
-    routes = [Route(spec.path, _endpoint(spec, ctx), methods=[spec.method])
-              for spec in (*ROUTES, *extra_routes)]
+    specs = [*ROUTES, *extra_routes]
+    document = build_openapi(specs, _version())
+
+    async def openapi(request: Request, ctx: WebContext, who: Identity | None) -> Response:
+        """This document."""
+        return JSONResponse(document)
+
+    specs.append(RouteSpec("GET", "/api/v1/openapi.json", Permission.VIEW_STATS, openapi))
+    routes = [Route(spec.path, _endpoint(spec, ctx), methods=[spec.method]) for spec in specs]
 
     app = Starlette(
         routes=routes,
@@ -622,6 +645,15 @@ def create_app(ctx: WebContext, extra_routes: Sequence[RouteSpec] = ()) -> ASGIA
         max_body_size=MAX_BODY_BYTES,
     )
     return SecurityHeaders(app, ctx)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("phalanx")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
 
 
 _STATUS_MESSAGES: Final = {

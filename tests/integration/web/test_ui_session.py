@@ -78,6 +78,9 @@ async def test_a_session_runs_what_the_ui_starts_inside_the_scope_only(tmp_path:
             session.start(StartRequest(1, 100.0, target.url, 0.3))
             await until(lambda: not session.running)
             assert session.last_result is not first
+            runs = session.runs()
+            assert [run["reason"] for run in runs] == ["requested", "run_time"]
+            assert all(isinstance(run["requests"], int) for run in runs)
             session.shutdown(now=False)
             assert await session.wait_closed() is session.last_result
         assert forbidden.stats.connections == 0

@@ -635,3 +635,17 @@ async def test_anonymous_api_calls_are_told_how_to_authenticate(site: Site) -> N
     reply = await site.request("GET", "/api/v1/status")
     assert reply.status == 401
     assert reply.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_openapi_document_describes_the_api_for_signed_in_users(site: Site) -> None:
+    assert (await site.request("GET", "/api/v1/openapi.json")).status == 401
+    headers = await _as(site, Role.VIEWER)
+    reply = await site.request("GET", "/api/v1/openapi.json", headers=headers)
+    document = reply.json()
+    assert document["openapi"] == "3.1.0"
+    start = document["paths"]["/api/v1/run/start"]["post"]
+    assert start["x-phalanx-permission"] == "run_control"
+    assert start["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "users", "spawn_rate"]
+    runs = await site.request("GET", "/api/v1/runs", headers=headers)
+    assert runs.json() == {"runs": []}

@@ -207,6 +207,9 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
                 audit.record(f"worker:{details.get('fingerprint', '?')}", "master", action,
                              details)
 
+        socket.on_refused = lambda key, address: on_event(
+            "worker_refused", {"fingerprint": key, "address": address,
+                               "reason": "key not on the allow-list"})
         driver = MasterDriver(socket, plan, script_sha256=script.sha256,
                               phalanx_version=version(), on_update=view.update,
                               on_event=on_event)

@@ -118,6 +118,9 @@ class MasterSocket:
         self.received = 0
         self.dropped = 0
         self.send_failures = 0
+        self.on_refused: Callable[[str, str], None] | None = None
+        """Called with (key fingerprint, address) when ZAP refuses a key (rate-limited as
+        its log line is: once a minute per key)."""
         self.drained_at = clock()
         """When a read last found no message waiting (``clock`` time): every message that
         had arrived by then has been returned or dropped."""
@@ -141,7 +144,7 @@ class MasterSocket:
         try:
             authorizer: Authorizer
             if self._allow_list is not None:
-                authorizer = CurveAuthorizer(self._allow_list)
+                authorizer = CurveAuthorizer(self._allow_list, on_refused=self._refused_key)
             else:
                 authorizer = PlaintextAuthorizer()
             self._authorizer = authorizer
@@ -250,6 +253,10 @@ class MasterSocket:
             return ""
         entry = self._allow_list.lookup(worker.encode(), now=self._clock(), fresh=False)
         return entry.name if entry is not None else ""
+
+    def _refused_key(self, key_fingerprint: str, address: str) -> None:
+        if self.on_refused is not None:
+            self.on_refused(key_fingerprint, address)
 
     @property
     def refused_connections(self) -> int:

@@ -94,10 +94,12 @@ class Authorizer(Protocol):
 class CurveAuthorizer:
     """Accepts CURVE clients whose key is on the allow-list; User-Id is the Z85 key."""
 
-    def __init__(self, allow_list: AllowList) -> None:
+    def __init__(self, allow_list: AllowList,
+                 on_refused: Callable[[str, str], None] | None = None) -> None:
         self.allow_list = allow_list
         self.refused = 0
         self._logged: dict[str, float] = {}
+        self._on_refused = on_refused  # (fingerprint, address), as often as the log line
 
     def decide(self, request: ZapRequest, now: float) -> ZapVerdict:
         if (request.domain != DOMAIN.encode() or request.mechanism != b"CURVE"
@@ -122,6 +124,8 @@ class CurveAuthorizer:
         self._logged[print_] = now
         log.warning("refused worker key %s from %s: not on the allow-list %s",
                     print_, address, self.allow_list.path)
+        if self._on_refused is not None:
+            self._on_refused(print_, address)
 
 
 class PlaintextAuthorizer:

@@ -108,9 +108,11 @@ async def test_worker_with_a_key_not_on_the_allow_list_is_refused_and_logged(
         keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
     rogue = CurveClient(keypair=generate_keypair(),
                         master_public=keys.curve_client("w1").master_public)
+    reported: list[tuple[str, str]] = []
     with caplog.at_level(logging.WARNING, logger="phalanx.transport"):
         async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
                 WorkerSocket(master.endpoint, rogue) as worker:
+            master.on_refused = lambda key, address: reported.append((key, address))
             assert not await worker.send(hello(), timeout=QUIET)
             await wait_for_refusals(master, 1)
             assert await master.recv(timeout=QUIET) is None
@@ -120,6 +122,7 @@ async def test_worker_with_a_key_not_on_the_allow_list_is_refused_and_logged(
     refusals = [r.getMessage() for r in caplog.records if "refused worker key" in r.getMessage()]
     assert refusals
     assert fingerprint(rogue.keypair.public) in refusals[0]
+    assert reported[0][0] == fingerprint(rogue.keypair.public)  # what the audit log gets
 
 
 async def test_worker_pinned_to_the_wrong_master_key_never_gets_a_reply(keys: KeyDir) -> None:

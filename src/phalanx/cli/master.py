@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
+from phalanx.cli.master_session import MasterSession, MasterSessionSignals
 from phalanx.cli.options import add_option_arguments, cli_values
 from phalanx.cli.run import (
     build_scope,
@@ -69,7 +70,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits", ("max_users", "max_spawn_rate")),
-    ("web UI", ("web", "web_bind", "tls_cert", "tls_key", "web_trusted_proxies",
+    ("web UI", ("web", "autostart", "web_bind", "tls_cert", "tls_key", "web_trusted_proxies",
                 "web_public_url", "user_store", "audit_log")),
 )
 
@@ -115,6 +116,9 @@ def handle(args: argparse.Namespace) -> int:
     except PhalanxError as exc:
         exc.args = (redactor.redact_text(str(exc)),)
         raise
+    if result is None:
+        console.print("no test was run", highlight=False, markup=False)
+        return 0
     return finish(settings, script, result, console, view, redactor)
 
 
@@ -176,8 +180,11 @@ def cluster_plan(settings: Settings, script: LoadedScript,
 
 def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[User], ...],
                security: MasterSecurity, endpoint: str, view: TerminalView,
-               redactor: Redactor, local_workers: LocalWorkers | None = None) -> RunResult:
-    """Run the master on uvloop (with the live view) until the run ends."""
+               redactor: Redactor, local_workers: LocalWorkers | None = None
+               ) -> RunResult | None:
+    """Run the master on uvloop (with the live view) until the run ends.
+
+    ``None``: the UI-driven master ended before any test ran."""
     import uvloop
 
     from phalanx.cli.main import version
@@ -186,7 +193,7 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
     expect = local_workers.count if local_workers is not None else settings.expect_workers
     plan = cluster_plan(settings, script, classes, expect)
 
-    async def main() -> RunResult:
+    async def main() -> RunResult | None:
         try:
             socket = MasterSocket(endpoint, security)
         except TransportError as exc:
@@ -201,7 +208,7 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
         finally:
             await socket.aclose()
 
-    async def drive(socket: MasterSocket, audit: AuditWriter | None) -> RunResult:
+    async def drive(socket: MasterSocket, audit: AuditWriter | None) -> RunResult | None:
         def on_event(action: str, details: dict[str, object]) -> None:
             if audit is not None:
                 audit.record(f"worker:{details.get('fingerprint', '?')}", "master", action,
@@ -213,6 +220,8 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
         driver = MasterDriver(socket, plan, script_sha256=script.sha256,
                               phalanx_version=version(), on_update=view.update,
                               on_event=on_event)
+        if settings.web and not settings.autostart:
+            return await ui_driven(driver, audit, socket.endpoint)
         install_signals(driver)
         log.info("master for %s (sha256 %s) on %s: %d users at %g/s against %s",
                  script.path, script.sha256[:12], socket.endpoint, settings.users,
@@ -235,12 +244,29 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
             audit.record(operator_name(), "cli", "run_stop", stop_details(result))
         return result
 
+    async def ui_driven(driver: MasterDriver, audit: AuditWriter | None,
+                        bound: str) -> RunResult | None:
+        session = MasterSession(settings, classes, plan, driver, redactor,
+                                audit=audit.record if audit is not None else None,
+                                info=run_info(settings, script, redactor))
+        install_signals(MasterSessionSignals(session))
+        log.info("master on %s: start tests from the web UI; Ctrl-C ends it", bound)
+        web = web_ui(settings, session, workers=session.workers, run_info=session.info,
+                     audit=audit)
+        workers = local_workers.running(driver) if local_workers is not None \
+            else contextlib.nullcontext()
+        async with workers, web:
+            result = await session.serve()
+        if local_workers is not None and local_workers.failure:
+            raise ClusterError(local_workers.failure)
+        return result
+
     with view:
         return uvloop.run(main())
 
 
 def run_local_cluster(settings: Settings, view: TerminalView,
-                      redactor: Redactor) -> tuple[LoadedScript, RunResult]:
+                      redactor: Redactor) -> tuple[LoadedScript, RunResult | None]:
     """``phalanx run --processes N``: this process is the master of N local workers."""
     script, classes = prepare_master(settings)
     count = settings.processes or 1

@@ -101,6 +101,7 @@ def handle(args: argparse.Namespace) -> int:
     console, view, redactor = set_up_output(settings, warnings)
     try:
         with secrets.using(secret_store(settings, redactor)):
+            result: RunResult | None
             if settings.processes:
                 from phalanx.cli.master import run_local_cluster
 
@@ -108,11 +109,7 @@ def handle(args: argparse.Namespace) -> int:
             elif settings.web and not settings.autostart:
                 from phalanx.cli.session import run_web_session
 
-                script, last = run_web_session(settings, view, redactor)
-                if last is None:
-                    console.print("no test was run", highlight=False, markup=False)
-                    return 0
-                result = last
+                script, result = run_web_session(settings, view, redactor)
             else:
                 prepared = prepare(settings, redactor)
                 script = prepared.script
@@ -121,6 +118,9 @@ def handle(args: argparse.Namespace) -> int:
         # An import error of the script may quote a secret it already read: mask it.
         exc.args = (redactor.redact_text(str(exc)),)
         raise
+    if result is None:  # a UI-driven session that ended before any test ran
+        console.print("no test was run", highlight=False, markup=False)
+        return 0
     return finish(settings, script, result, console, view, redactor)
 
 

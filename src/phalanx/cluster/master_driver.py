@@ -173,6 +173,54 @@ class MasterDriver:
         self._beat_seq = 0
         self._warned: set[str] = set()
         self._latest: StatsSnapshot | None = None
+        self._holding: asyncio.Event | None = None
+
+    def following(self, plan: ClusterPlan, *, run_id: str | None = None) -> MasterDriver:
+        """A driver for the next test on the same link, keeping this one's workers.
+
+        The workers stay admitted (no new Hello): their table, identities, rate
+        buckets and heartbeat sequence carry over; shares, statistics and the
+        stop state start afresh. This driver must be done (its run or its hold
+        returned).
+        """
+        successor = MasterDriver(self._socket, plan, script_sha256=self._sha256,
+                                 phalanx_version=self._version, clock=self._clock,
+                                 on_update=self._on_update, run_id=run_id,
+                                 on_event=self._on_event)
+        successor._table = self._table
+        successor._limiter = self._limiter
+        successor._members = self._members
+        for member in successor._members.values():
+            member.stopped = False
+        successor._max_cpu = self._max_cpu
+        successor._last_heartbeat = self._last_heartbeat
+        successor._beat_seq = self._beat_seq
+        return successor
+
+    async def hold(self, until: asyncio.Event) -> None:
+        """Between tests: admit workers, answer and send heartbeats, notice missing ones,
+        run no load, until ``until`` is set (or a stop is requested)."""
+        self._holding = until
+        try:
+            while not until.is_set() and self._stop_reason is None:
+                self._wake.clear()
+                now = self._clock.monotonic()
+                self._housekeeping(now, dispatch=False)
+                await self._receive_until(self._next_heartbeat(now))
+        finally:
+            self._holding = None
+
+    def release(self) -> None:
+        """End a :meth:`hold` (the next test starts)."""
+        if self._holding is not None:
+            self._holding.set()
+        self._wake.set()
+
+    def reset_stats(self) -> None:
+        """Forget the merged statistics so far; the test goes on."""
+        now = self._clock.monotonic()
+        self._aggregator.reset(now)
+        self._latest = self._aggregator.snapshot(now)
 
     # --- control interface (signals now, the web UI later) -------------------------------
 

@@ -504,3 +504,42 @@ async def test_a_master_behind_a_backlog_at_the_end_keeps_its_loop_responsive(
     assert result.reason is StopReason.RUN_TIME
     assert elapsed < 5.0
     assert ticks >= elapsed / 0.05 / 4
+
+
+async def test_a_ui_driven_master_runs_test_after_test_with_the_same_workers(
+        keys: KeyDir) -> None:
+    from phalanx.cli.master_session import MasterSession
+    from phalanx.web.app import RunConflict, RunRequestError, StartRequest
+
+    async with cluster(keys, run_time=None, expect_workers=1) as c:
+        lobby = c.master()
+        settings = Settings(host=c.target.url, max_users=1000)
+        session = MasterSession(settings, CLASSES, c.plan, lobby, Redactor())
+        serving = c.tg.create_task(session.serve())
+        w1, w2 = c.worker("w1"), c.worker("w2")
+        await until(lambda: session.status().workers == 2)
+        with pytest.raises(RunRequestError, match="outside the allowed targets"):
+            session.start(StartRequest(4, 100.0, "http://127.0.0.2:9", None))
+        with pytest.raises(RunRequestError, match="max-users"):
+            session.start(StartRequest(5000, 100.0, None, None))
+        with pytest.raises(RunConflict, match="no test is running"):
+            session.request_stop()
+        session.start(StartRequest(4, 100.0, None, None))
+        with pytest.raises(RunConflict, match="running"):
+            session.start(StartRequest(4, 100.0, None, None))
+        await until(lambda: w1.driver.running_users + w2.driver.running_users == 4)
+        session.change_target(6, 100.0)
+        await until(lambda: w1.driver.running_users + w2.driver.running_users == 6)
+        session.request_stop()
+        await until(lambda: session.last_result is not None and not session._running)
+        first = session.last_result
+        assert session.latest is first.snapshot  # between tests the last one shows
+        session.start(StartRequest(2, 100.0, None, 0.5))
+        await until(lambda: session.last_result is not first, timeout=15)
+        runs = session.runs()
+        assert [run["reason"] for run in runs] == ["requested", "run_time"]
+        assert all(run["workers"] == 2 for run in runs)
+        session.shutdown(now=False)
+        assert await asyncio.wait_for(serving, timeout=10) is session.last_result
+        counted = sum(int(run["requests"]) for run in runs)  # type: ignore[call-overload]
+        assert counted == c.target.stats.total_requests

@@ -1,0 +1,206 @@
+"""``phalanx master --web`` (and ``run --processes N --web``) without ``--autostart``.
+
+The master holds its workers between tests (:meth:`MasterDriver.hold`:
+heartbeats, joins, missing workers, no load) and runs each test the web UI
+starts as a new :class:`MasterDriver` that inherits them
+(:meth:`MasterDriver.following`). A UI host is checked like ``--host`` and
+against the command line's target scope, exactly as for a local session;
+users and spawn rate are bounded by ``--max-users`` / ``--max-spawn-rate``.
+Ctrl-C stops a running test gracefully and ends the master.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from phalanx.cli.run import build_scope, stop_details
+from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDriver
+from phalanx.config.settings import OPTIONS_BY_NAME, Settings
+from phalanx.core.workers import WorkerSummary
+from phalanx.engine.runner import RunResult, RunState, RunStatus
+from phalanx.scripting.user import User, validate_user_classes
+from phalanx.security.redaction import Redactor
+from phalanx.stats import StatsSnapshot
+from phalanx.web.app import RunConflict, RunRequestError, StartRequest
+
+log = logging.getLogger("phalanx")
+
+Record = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class MasterSession:
+    """Tests started from the UI on a master that keeps its workers (module docstring)."""
+
+    def __init__(self, settings: Settings, classes: tuple[type[User], ...], plan: ClusterPlan,
+                 lobby: MasterDriver, redactor: Redactor, *, audit: Record | None = None,
+                 info: dict[str, object] | None = None) -> None:
+        self._settings = settings
+        self._classes = classes
+        self._plan = plan
+        self._redactor = redactor
+        self._audit = audit
+        self.info: dict[str, object] = info if info is not None else {}
+        self._scope = build_scope(settings, classes)
+        self._driver = lobby
+        self._running = False
+        self._pending: StartRequest | None = None
+        self._closing = False
+        self._last_snapshot: StatsSnapshot | None = None
+        self.last_result: RunResult | None = None
+        self._history: list[dict[str, object]] = []
+
+    # --- what the web app calls ------------------------------------------------------
+
+    def status(self) -> RunStatus:
+        return self._driver.status()
+
+    @property
+    def latest(self) -> StatsSnapshot | None:
+        return self._driver.latest if self._running else self._last_snapshot
+
+    def workers(self) -> tuple[WorkerSummary, ...]:
+        return self._driver.worker_summaries()
+
+    def runs(self) -> list[dict[str, object]]:
+        return list(self._history)
+
+    def start(self, request: StartRequest) -> None:
+        if self._running or self._pending is not None:
+            raise RunConflict("a test is running: stop it before starting another")
+        if self._closing:
+            raise RunConflict("the master is shutting down")
+        if not self._driver.status().workers:
+            raise RunConflict("no worker has joined yet")
+        self._check(request)
+        self._pending = request
+        self._driver.release()
+
+    def change_target(self, users: int, spawn_rate: float | None = None) -> None:
+        if not self._running:
+            raise RunConflict("no test is running")
+        self._driver.change_target(users, spawn_rate)
+
+    def request_stop(self) -> None:
+        if not self._running:
+            raise RunConflict("no test is running")
+        self._driver.request_stop()
+
+    def reset_stats(self) -> None:
+        if not self._running:
+            raise RunConflict("no test is running")
+        self._driver.reset_stats()
+
+    # --- the master's life -------------------------------------------------------------
+
+    def shutdown(self, *, now: bool) -> None:
+        """Ctrl-C: stop a running test (gracefully or at once), then end."""
+        self._closing = True
+        if now:
+            self._driver.abort()
+        else:
+            self._driver.request_stop()
+        self._driver.release()
+
+    async def serve(self) -> RunResult | None:
+        """Hold workers, run what the UI starts, until shut down; the last test's result."""
+        driver = self._driver
+        while not self._closing:
+            await driver.hold(asyncio.Event())
+            request, self._pending = self._pending, None
+            if self._closing or request is None:
+                break
+            runner = driver.following(self._plan_for(request))
+            self._driver, self._running = runner, True
+            try:
+                result = await runner.run()
+            except ClusterError as exc:  # workers left in the meantime: back to the lobby
+                log.error("the test could not start: %s", exc)
+                result = None
+            finally:
+                self._running = False
+            if result is not None:
+                self._finished(result)
+            driver = runner.following(self._plan)
+            self._driver = driver
+        return self.last_result
+
+    def _finished(self, result: RunResult) -> None:
+        self.last_result = result
+        self._last_snapshot = result.snapshot
+        total = result.snapshot.total
+        self._history.append({
+            "state": "stopped", "reason": result.reason.value, "host": self.info.get("host"),
+            "users": self.info.get("users"), "started_at": result.started_at,
+            "ended_at": result.ended_at, "requests": total.num_requests,
+            "failures": total.num_failures, "rps": round(total.rps, 3),
+            "workers": len(result.workers),
+        })
+        del self._history[:-100]
+        if self._audit is not None:
+            self._audit("web-ui", "master", "run_stop", stop_details(result))
+
+    def _check(self, request: StartRequest) -> None:
+        settings = self._settings
+        if request.users > settings.max_users:
+            raise RunRequestError(f"users: at most --max-users {settings.max_users}")
+        if request.spawn_rate > settings.max_spawn_rate:
+            raise RunRequestError(
+                f"spawn_rate: at most --max-spawn-rate {settings.max_spawn_rate:g}")
+        host = self._host(request)
+        problems = validate_user_classes(self._classes, host)
+        if problems:
+            raise RunRequestError("; ".join(problems))
+        if host:
+            decision = self._scope.check_url(host)
+            if not decision.allowed:
+                raise RunRequestError(
+                    f"host {self._redactor.redact_url(host)} is outside the allowed targets "
+                    f"({decision.reason}); start the master with --allow-target to widen them")
+
+    def _host(self, request: StartRequest) -> str | None:
+        if request.host is None:
+            return self._settings.host
+        try:
+            host: str | None = OPTIONS_BY_NAME["host"].parse(request.host)
+        except ValueError as exc:
+            raise RunRequestError(f"host: {exc}") from None
+        return host
+
+    def _plan_for(self, request: StartRequest) -> ClusterPlan:
+        host = self._host(request) or ""
+        self.info.update({"host": self._redactor.redact_url(host) if host else None,
+                          "users": request.users, "spawn_rate": request.spawn_rate,
+                          "run_time_s": request.run_time})
+        log.info("starting %d users at %g/s against %s (from the web UI)", request.users,
+                 request.spawn_rate, host or "the classes' hosts")
+        return dataclasses.replace(self._plan, host=host, users=request.users,
+                                   spawn_rate=request.spawn_rate, run_time=request.run_time,
+                                   shape=None, expect_workers=1)
+
+
+class MasterSessionSignals:
+    """What SIGINT/SIGTERM act on for a UI-driven master (see ``install_signals``)."""
+
+    def __init__(self, session: MasterSession) -> None:
+        self._session = session
+        self._requests = 0
+
+    @property
+    def state(self) -> RunState:
+        return RunState.RUNNING
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._requests > 0
+
+    def request_stop(self) -> None:
+        self._requests += 1
+        self._session.shutdown(now=False)
+
+    def abort(self) -> None:
+        self._requests += 1
+        self._session.shutdown(now=True)

@@ -98,3 +98,24 @@ def test_a_web_run_keeps_a_verifiable_audit_log_of_its_start_and_stop(tmp_path: 
     verify = run_phalanx(["audit", "verify", str(log)], cwd=tmp_path)
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.startswith("OK: 2 entries")
+
+
+def test_the_first_admin_password_can_come_from_a_private_file(tmp_path: Path) -> None:
+    from phalanx.web.accounts import UserStore, authenticate_password
+    from phalanx.web.passwords import Passwords
+
+    (tmp_path / "s.py").write_text(SCRIPT)
+    secret = tmp_path / "admin.pw"
+    secret.write_text("from-a-file-password\n")
+    secret.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    with start_in_thread() as target:
+        process = subprocess.run(
+            [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", target.url,
+             "-u", "1", "-t", "1s", "--web", "--autostart", "--web-bind", "127.0.0.1:0",
+             "--live", "off", "--admin-password-file", str(secret)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert process.returncode == 0, process.stderr
+    assert "created the web UI user" not in process.stderr
+    store = UserStore.open(tmp_path / "phalanx-users.json")
+    assert authenticate_password(store, "admin", "from-a-file-password", passwords=Passwords())

@@ -71,7 +71,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits", ("max_users", "max_spawn_rate")),
     ("web UI", ("web", "autostart", "web_bind", "tls_cert", "tls_key", "web_trusted_proxies",
-                "web_public_url", "user_store", "audit_log")),
+                "web_public_url", "user_store", "admin_password_file", "audit_log")),
 )
 
 EPILOG = """\

@@ -56,7 +56,7 @@ _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("output", ("live", "stats_interval", "summary_interval", "json", "csv", "log_level")),
     ("several processes", ("processes", "expect_workers_timeout")),
     ("web UI", ("web", "autostart", "web_bind", "tls_cert", "tls_key", "web_trusted_proxies",
-                "web_public_url", "user_store", "audit_log")),
+                "web_public_url", "user_store", "admin_password_file", "audit_log")),
     ("pass/fail", ("max_fail_ratio",)),
     ("safety limits, secrets and timeouts",
      ("max_users", "max_spawn_rate", "max_memory", "max_connections", "secrets_dir",

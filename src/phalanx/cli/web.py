@@ -141,7 +141,10 @@ async def web_ui(settings: Settings, control: RunControl, *,
                                     os.environ)
     store = UserStore.open(store_path, create=True)
     passwords = Passwords()
-    generated = ensure_admin(store, passwords=passwords, now=time.time(), environ=os.environ)
+    generated = ensure_admin(
+        store, passwords=passwords, now=time.time(), environ=os.environ,
+        password_file=Path(settings.admin_password_file) if settings.admin_password_file
+        else None)
     if generated is not None:
         # Straight to the terminal, once: never through logging (log files keep it).
         print(f"\nphalanx: created the web UI user 'admin' in {store_path} with the password\n"

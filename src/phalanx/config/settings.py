@@ -92,6 +92,7 @@ class Settings:
     web_trusted_proxies: tuple[str, ...] = ()
     web_public_url: str | None = None
     user_store: str | None = None
+    admin_password_file: str | None = None
     audit_log: str | None = None
     config_file: str | None = field(default=None, compare=False)
 
@@ -514,6 +515,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("user_store", _text, "the web UI's user and token store (phalanx users ...; "
            "default: phalanx-users.json here, or PHALANX_USER_STORE)", ("--user-store",),
            "FILE"),
+    Option("admin_password_file", _text, "on first start with an empty user store, the "
+           "password of the 'admin' user is read from FILE (0600) instead of generated "
+           "(also PHALANX_ADMIN_PASSWORD)", ("--admin-password-file",), "FILE"),
     Option("audit_log", _text, "append the audit log (hash-chained JSON lines) to FILE "
            "(default: phalanx-audit.jsonl next to the user store)", ("--audit-log",), "FILE"),
     Option("headless", _flag, "accepted for Locust compatibility: phalanx masters are headless "

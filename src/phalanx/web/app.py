@@ -396,7 +396,8 @@ async def run_start(request: Request, ctx: WebContext, who: Identity | None) -> 
     _call(lambda: session.start(start))
     _audit(ctx, _who(who), _client(request), "run_start",
            {"users": users, "spawn_rate": spawn_rate, "host": host or None,
-            "run_time_s": run_time})
+            "run_time_s": run_time,
+            "script_sha256": (ctx.run_info or {}).get("script_sha256")})
     return JSONResponse({"ok": True})
 
 

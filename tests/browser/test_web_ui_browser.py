@@ -316,3 +316,44 @@ def test_an_admin_manages_users_and_tokens_in_the_browser(
     finally:
         browser.close()
         manager.stop()
+
+
+def test_a_reached_limit_is_shown_as_a_warning_on_the_dashboard(
+        tmp_path: Path, target: ThreadedTarget) -> None:
+    store = UserStore.open(tmp_path / "users.json", create=True)
+    add_user(store, "vera", Role.VIEWER, VIEWER_PASSWORD,
+             passwords=Passwords(_cheap_parameters()), now=time.time())
+    (tmp_path / "marked.py").write_text(SCRIPT)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    log = (tmp_path / "run.log").open("w")
+    # 16 MiB of resident memory is less than any Python process: spawning pauses at once.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", "marked.py", "--host", target.url,
+         "-u", "2", "-t", "60s", "--live", "off", "--web", "--autostart", "--max-memory", "16M",
+         "--web-bind", f"127.0.0.1:{port}", "--user-store", str(tmp_path / "users.json")],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    manager, browser = _browser()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "run.log").read_text()
+                time.sleep(0.05)
+        page = browser.new_context().new_page()
+        _sign_in(page, url, "vera", VIEWER_PASSWORD)
+        page.locator("#warnings", has_text="memory limit").wait_for(timeout=15_000)
+    finally:
+        browser.close()
+        manager.stop()
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

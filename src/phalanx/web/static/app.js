@@ -101,6 +101,17 @@ async function poll() {
   const status = await getJson("/api/v1/status");
   if (status) {
     document.getElementById("state").textContent = status.state;
+    const warnings = [];
+    if (status.spawn_paused) warnings.push(`spawning paused: the ${status.spawn_paused} limit is reached`);
+    if (status.cpu_percent > 90) warnings.push(`load generator CPU at ${status.cpu_percent.toFixed(0)}%: figures may be skewed`);
+    for (const w of status.workers) {
+      if (w.cpu_warning) warnings.push(`worker ${w.name} above 90% CPU: its figures may be skewed`);
+    }
+    const box = document.getElementById("warnings");
+    if (box) {
+      box.textContent = warnings.join(" · ");
+      box.hidden = warnings.length === 0;
+    }
     const active = ["spawning", "running", "stopping"].includes(status.state);
     const startSection = document.getElementById("start-section");
     const runSection = document.getElementById("run-section");

@@ -9,6 +9,7 @@ and a working stop button for an admin.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -74,29 +75,35 @@ def web_run(tmp_path: Path, target: ThreadedTarget) -> Iterator[tuple[str, subpr
     cheap = Passwords(_cheap_parameters())
     add_user(store, "admin", Role.ADMIN, ADMIN_PASSWORD, passwords=cheap, now=time.time())
     add_user(store, "vera", Role.VIEWER, VIEWER_PASSWORD, passwords=cheap, now=time.time())
-    script = tmp_path / "marked.py"
-    script.write_text(SCRIPT)
+    (tmp_path / "marked.py").write_text(SCRIPT)
+    with phalanx_web(tmp_path, "-f", "marked.py", "--host", target.url, "-u", "2", "-r", "10",
+                     "-t", "60s", "--live", "off", "--web", "--autostart", "--user-store",
+                     "users.json", "--max-fail-ratio", "1") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def phalanx_web(tmp_path: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``python -m phalanx run ARGS --web-bind 127.0.0.1:PORT``, once it listens; stopped
+    (SIGTERM, then SIGKILL) on the way out."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
-    log = (tmp_path / "run.log").open("w")
+    log_path = tmp_path / "run.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "phalanx", "run", "-f", str(script), "--host", target.url,
-         "-u", "2", "-r", "10", "-t", "60s", "--live", "off", "--web", "--autostart",
-         "--web-bind", f"127.0.0.1:{port}", "--user-store", str(tmp_path / "users.json"),
-         "--max-fail-ratio", "1"],
+        [sys.executable, "-m", "phalanx", "run", *args, "--web-bind", f"127.0.0.1:{port}"],
         cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
             except OSError:
-                if process.poll() is not None:
-                    raise AssertionError((tmp_path / "run.log").read_text()) from None
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(log_path.read_text()) from None
                 time.sleep(0.05)
-        yield url, process
+        yield f"http://127.0.0.1:{port}", process
     finally:
         if process.poll() is None:
             process.terminate()
@@ -219,58 +226,40 @@ def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_r
              now=time.time())
     add_user(store, "admin", Role.ADMIN, ADMIN_PASSWORD, passwords=Passwords(_cheap_parameters()),
              now=time.time())
-    script = tmp_path / "marked.py"
-    script.write_text(SCRIPT)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
-    log = (tmp_path / "run.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phalanx", "run", "-f", str(script), "--host", target.url,
-         "--live", "off", "--web", "--web-bind", f"127.0.0.1:{port}",
-         "--user-store", str(tmp_path / "users.json")],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    manager, browser = _browser()
+    (tmp_path / "marked.py").write_text(SCRIPT)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "run.log").read_text()
-                time.sleep(0.05)
-        page = browser.new_context().new_page()
-        _sign_in(page, url, "otto", ADMIN_PASSWORD)
-        page.locator("#start-form").wait_for(timeout=10_000)
-        page.fill("#start-users", "2")
-        page.fill("#start-rate", "10")
-        page.fill("#start-host", server.url)  # type: ignore[attr-defined]
-        page.click("#start-form button[type=submit]")
-        page.locator("#control-message", has_text="outside the allowed targets").wait_for(
-            timeout=10_000)
-        page.fill("#start-host", "")
-        page.click("#start-form button[type=submit]")
-        page.locator("#stop-button").wait_for(state="visible", timeout=15_000)
-        page.locator("#stats tbody tr", has_text="/items/").first.wait_for(timeout=15_000)
-        page.locator("#chart-rps polyline").first.wait_for(timeout=15_000)  # the charts draw
-        page.click("#stop-button")
-        page.locator("#start-form").wait_for(state="visible", timeout=15_000)
-        assert server.stats.connections == 0  # type: ignore[attr-defined]
-        page.click("#logout-form button")
-        page.wait_for_url(f"{url}/login")
-        assert page.evaluate("async () => (await fetch('/api/v1/status')).status") == 401
-        process.terminate()  # SIGTERM: phalanx stops and exits
-        assert process.wait(timeout=30) in (0, 1)
+        with contextlib.ExitStack() as stack:
+            url, process = stack.enter_context(phalanx_web(
+                tmp_path, "-f", "marked.py", "--host", target.url, "--live", "off", "--web",
+                "--user-store", "users.json"))
+            manager, browser = _browser()
+            stack.callback(manager.stop)
+            stack.callback(browser.close)
+            page = browser.new_context().new_page()
+            _sign_in(page, url, "otto", ADMIN_PASSWORD)
+            page.locator("#start-form").wait_for(timeout=10_000)
+            page.fill("#start-users", "2")
+            page.fill("#start-rate", "10")
+            page.fill("#start-host", server.url)  # type: ignore[attr-defined]
+            page.click("#start-form button[type=submit]")
+            page.locator("#control-message", has_text="outside the allowed targets").wait_for(
+                timeout=10_000)
+            page.fill("#start-host", "")
+            page.click("#start-form button[type=submit]")
+            page.locator("#stop-button").wait_for(state="visible", timeout=15_000)
+            page.locator("#stats tbody tr", has_text="/items/").first.wait_for(timeout=15_000)
+            page.locator("#chart-rps polyline").first.wait_for(timeout=15_000)  # the charts draw
+            page.click("#stop-button")
+            page.locator("#start-form").wait_for(state="visible", timeout=15_000)
+            assert server.stats.connections == 0  # type: ignore[attr-defined]
+            page.click("#logout-form button")
+            page.wait_for_url(f"{url}/login")
+            assert page.evaluate("async () => (await fetch('/api/v1/status')).status") == 401
+            process.terminate()  # SIGTERM: phalanx stops and exits
+            assert process.wait(timeout=30) in (0, 1)
     finally:
-        browser.close()
-        manager.stop()
         stop.set()
         thread.join(timeout=10)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_an_admin_manages_users_and_tokens_in_the_browser(
@@ -324,36 +313,15 @@ def test_a_reached_limit_is_shown_as_a_warning_on_the_dashboard(
     add_user(store, "vera", Role.VIEWER, VIEWER_PASSWORD,
              passwords=Passwords(_cheap_parameters()), now=time.time())
     (tmp_path / "marked.py").write_text(SCRIPT)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
-    log = (tmp_path / "run.log").open("w")
     # 16 MiB of resident memory is less than any Python process: spawning pauses at once.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "phalanx", "run", "-f", "marked.py", "--host", target.url,
-         "-u", "2", "-t", "60s", "--live", "off", "--web", "--autostart", "--max-memory", "16M",
-         "--web-bind", f"127.0.0.1:{port}", "--user-store", str(tmp_path / "users.json")],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    manager, browser = _browser()
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "run.log").read_text()
-                time.sleep(0.05)
+    with contextlib.ExitStack() as stack:
+        url, _process = stack.enter_context(phalanx_web(
+            tmp_path, "-f", "marked.py", "--host", target.url, "-u", "2", "-t", "60s",
+            "--live", "off", "--web", "--autostart", "--max-memory", "16M", "--user-store",
+            "users.json"))
+        manager, browser = _browser()
+        stack.callback(manager.stop)
+        stack.callback(browser.close)
         page = browser.new_context().new_page()
         _sign_in(page, url, "vera", VIEWER_PASSWORD)
         page.locator("#warnings", has_text="memory limit").wait_for(timeout=15_000)
-    finally:
-        browser.close()
-        manager.stop()
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

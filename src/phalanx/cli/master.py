@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
-from phalanx.cli.master_session import MasterSession, MasterSessionSignals
+from phalanx.cli.master_session import MasterSession
 from phalanx.cli.options import add_option_arguments, cli_values
 from phalanx.cli.run import (
     build_scope,
@@ -39,6 +39,7 @@ from phalanx.cli.run import (
     set_up_output,
     stop_details,
 )
+from phalanx.cli.session import SessionSignals
 from phalanx.cli.view import TerminalView
 from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDriver
 from phalanx.config.settings import Settings, build_settings
@@ -249,7 +250,7 @@ def run_master(settings: Settings, script: LoadedScript, classes: tuple[type[Use
         session = MasterSession(settings, classes, plan, driver, redactor,
                                 audit=audit.record if audit is not None else None,
                                 info=run_info(settings, script, redactor))
-        install_signals(MasterSessionSignals(session))
+        install_signals(SessionSignals(session))
         log.info("master on %s: start tests from the web UI; Ctrl-C ends it", bound)
         web = web_ui(settings, session, workers=session.workers, run_info=session.info,
                      audit=audit)

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 from phalanx.cli.run import build_scope, stop_details
+from phalanx.cli.session import checked_start
 from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDriver
-from phalanx.config.settings import OPTIONS_BY_NAME, Settings
+from phalanx.config.settings import Settings
 from phalanx.core.workers import WorkerSummary
-from phalanx.engine.runner import RunResult, RunState, RunStatus
-from phalanx.scripting.user import User, validate_user_classes
+from phalanx.engine.runner import RunResult, RunStatus
+from phalanx.scripting.user import User
 from phalanx.security.redaction import Redactor
 from phalanx.stats import StatsSnapshot
-from phalanx.web.app import RunConflict, RunRequestError, StartRequest
+from phalanx.web.app import RunConflict, StartRequest
 
 log = logging.getLogger("phalanx")
 
@@ -75,7 +76,7 @@ class MasterSession:
             raise RunConflict("the master is shutting down")
         if not self._driver.status().workers:
             raise RunConflict("no worker has joined yet")
-        self._check(request)
+        checked_start(request, self._settings, self._classes, self._scope, self._redactor)
         self._pending = request
         self._driver.release()
 
@@ -143,35 +144,9 @@ class MasterSession:
         if self._audit is not None:
             self._audit("web-ui", "master", "run_stop", stop_details(result))
 
-    def _check(self, request: StartRequest) -> None:
-        settings = self._settings
-        if request.users > settings.max_users:
-            raise RunRequestError(f"users: at most --max-users {settings.max_users}")
-        if request.spawn_rate > settings.max_spawn_rate:
-            raise RunRequestError(
-                f"spawn_rate: at most --max-spawn-rate {settings.max_spawn_rate:g}")
-        host = self._host(request)
-        problems = validate_user_classes(self._classes, host)
-        if problems:
-            raise RunRequestError("; ".join(problems))
-        if host:
-            decision = self._scope.check_url(host)
-            if not decision.allowed:
-                raise RunRequestError(
-                    f"host {self._redactor.redact_url(host)} is outside the allowed targets "
-                    f"({decision.reason}); start the master with --allow-target to widen them")
-
-    def _host(self, request: StartRequest) -> str | None:
-        if request.host is None:
-            return self._settings.host
-        try:
-            host: str | None = OPTIONS_BY_NAME["host"].parse(request.host)
-        except ValueError as exc:
-            raise RunRequestError(f"host: {exc}") from None
-        return host
-
     def _plan_for(self, request: StartRequest) -> ClusterPlan:
-        host = self._host(request) or ""
+        host = checked_start(request, self._settings, self._classes, self._scope,
+                             self._redactor) or ""
         self.info.update({"host": self._redactor.redact_url(host) if host else None,
                           "users": request.users, "spawn_rate": request.spawn_rate,
                           "run_time_s": request.run_time})
@@ -180,27 +155,3 @@ class MasterSession:
         return dataclasses.replace(self._plan, host=host, users=request.users,
                                    spawn_rate=request.spawn_rate, run_time=request.run_time,
                                    shape=None, expect_workers=1)
-
-
-class MasterSessionSignals:
-    """What SIGINT/SIGTERM act on for a UI-driven master (see ``install_signals``)."""
-
-    def __init__(self, session: MasterSession) -> None:
-        self._session = session
-        self._requests = 0
-
-    @property
-    def state(self) -> RunState:
-        return RunState.RUNNING
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._requests > 0
-
-    def request_stop(self) -> None:
-        self._requests += 1
-        self._session.shutdown(now=False)
-
-    def abort(self) -> None:
-        self._requests += 1
-        self._session.shutdown(now=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from phalanx.cli.run import build_run, build_scope, stop_details
 from phalanx.config.settings import OPTIONS_BY_NAME, Settings
@@ -29,6 +29,7 @@ from phalanx.engine.runner import LocalRunner, RunResult, RunState, RunStatus, U
 from phalanx.scripting.loader import LoadedScript
 from phalanx.scripting.user import User, validate_user_classes
 from phalanx.security.redaction import Redactor
+from phalanx.security.scope import ScopeGuard
 from phalanx.stats import Aggregator, StatsSnapshot
 from phalanx.web.app import RunConflict, RunRequestError, StartRequest
 
@@ -171,37 +172,53 @@ class LocalSession:
         return self._runner
 
     def _settings_for(self, request: StartRequest) -> Settings:
-        settings = self._settings
-        host = settings.host
-        if request.host is not None:
-            try:
-                host = OPTIONS_BY_NAME["host"].parse(request.host)
-            except ValueError as exc:
-                raise RunRequestError(f"host: {exc}") from None
-        if request.users > settings.max_users:
-            raise RunRequestError(f"users: at most --max-users {settings.max_users}")
-        if request.spawn_rate > settings.max_spawn_rate:
+        host = checked_start(request, self._settings, self._classes, self._scope,
+                             self._redactor)
+        return self._settings.with_overrides(users=request.users, spawn_rate=request.spawn_rate,
+                                             run_time=request.run_time, host=host)
+
+
+def checked_start(request: StartRequest, settings: Settings, classes: tuple[type[User], ...],
+                  scope: ScopeGuard, redactor: Redactor) -> str | None:
+    """The host a UI start may run against (its own, or ``--host``), once every check passed.
+
+    Checks: users and spawn rate within ``--max-users`` / ``--max-spawn-rate``;
+    the host as ``--host`` would be (http/https, no credentials); the classes
+    runnable with it; and the host inside the command line's target ``scope``.
+    Raises :class:`RunRequestError` (a 400 for the UI) naming what is wrong.
+    """
+    if request.users > settings.max_users:
+        raise RunRequestError(f"users: at most --max-users {settings.max_users}")
+    if request.spawn_rate > settings.max_spawn_rate:
+        raise RunRequestError(f"spawn_rate: at most --max-spawn-rate {settings.max_spawn_rate:g}")
+    host = settings.host
+    if request.host is not None:
+        try:
+            host = OPTIONS_BY_NAME["host"].parse(request.host)
+        except ValueError as exc:
+            raise RunRequestError(f"host: {exc}") from None
+    problems = validate_user_classes(classes, host)
+    if problems:
+        raise RunRequestError("; ".join(problems))
+    if host:
+        decision = scope.check_url(host)
+        if not decision.allowed:
             raise RunRequestError(
-                f"spawn_rate: at most --max-spawn-rate {settings.max_spawn_rate:g}")
-        updated = settings.with_overrides(users=request.users, spawn_rate=request.spawn_rate,
-                                          run_time=request.run_time, host=host)
-        problems = validate_user_classes(self._classes, updated.host)
-        if problems:
-            raise RunRequestError("; ".join(problems))
-        if updated.host:
-            decision = self._scope.check_url(updated.host)
-            if not decision.allowed:
-                raise RunRequestError(
-                    f"host {self._redactor.redact_url(updated.host)} is outside the allowed "
-                    f"targets ({decision.reason}); start phalanx with --allow-target to "
-                    "widen them")
-        return updated
+                f"host {redactor.redact_url(host)} is outside the allowed targets "
+                f"({decision.reason}); start phalanx with --allow-target to widen them")
+    return host
+
+
+class Shuttable(Protocol):
+    def shutdown(self, *, now: bool) -> None: ...
 
 
 class SessionSignals:
-    """What SIGINT/SIGTERM act on in a UI-driven session (see ``install_signals``)."""
+    """What SIGINT/SIGTERM act on in a UI-driven session, local or master
+    (see ``install_signals``): the first stops a running test gracefully and
+    ends the session, a second stops at once."""
 
-    def __init__(self, session: LocalSession) -> None:
+    def __init__(self, session: Shuttable) -> None:
         self._session = session
         self._requests = 0
 

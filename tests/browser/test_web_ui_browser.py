@@ -248,7 +248,8 @@ def test_an_operator_starts_a_test_from_the_ui_and_a_host_outside_the_scope_is_r
             page.click("#start-form button[type=submit]")
             page.locator("#stop-button").wait_for(state="visible", timeout=15_000)
             page.locator("#stats tbody tr", has_text="/items/").first.wait_for(timeout=15_000)
-            page.locator("#chart-rps polyline").first.wait_for(timeout=15_000)  # the charts draw
+            # The charts draw (a flat line has no height: "attached", not "visible").
+            page.locator("#chart-rps polyline").first.wait_for(state="attached", timeout=15_000)
             page.click("#stop-button")
             page.locator("#start-form").wait_for(state="visible", timeout=15_000)
             assert server.stats.connections == 0  # type: ignore[attr-defined]

@@ -84,8 +84,10 @@ exceptions in tasks, or no request made); 2 bad option, config or script;
 def add_parser(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "run",
-        help="run a load test in this process (headless, live terminal view)",
-        description="Run a load test in this process, headless, with a live terminal view.",
+        help="run a load test on this machine (live terminal view; --web, --processes N)",
+        description="Run a load test on this machine: headless with a live terminal view, "
+                    "driven from the web UI (--web), or over N local worker processes "
+                    "(--processes N).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phalanx.cli.run import build_scope, stop_details
-from phalanx.cli.session import checked_start
+from phalanx.cli.session import checked_start, remember_run
 from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDriver
 from phalanx.config.settings import Settings
 from phalanx.core.workers import WorkerSummary
@@ -132,15 +132,7 @@ class MasterSession:
     def _finished(self, result: RunResult) -> None:
         self.last_result = result
         self._last_snapshot = result.snapshot
-        total = result.snapshot.total
-        self._history.append({
-            "state": "stopped", "reason": result.reason.value, "host": self.info.get("host"),
-            "users": self.info.get("users"), "started_at": result.started_at,
-            "ended_at": result.ended_at, "requests": total.num_requests,
-            "failures": total.num_failures, "rps": round(total.rps, 3),
-            "workers": len(result.workers),
-        })
-        del self._history[:-100]
+        remember_run(self._history, result, self.info)
         if self._audit is not None:
             self._audit("web-ui", "master", "run_stop", stop_details(result))
 

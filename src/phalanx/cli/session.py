@@ -153,14 +153,7 @@ class LocalSession:
     async def _run(self, runner: LocalRunner, plan: Any) -> None:
         result = await runner.run(plan)
         self.last_result = result
-        total = result.snapshot.total
-        self._history.append({
-            "state": "stopped", "reason": result.reason.value, "host": self.info.get("host"),
-            "users": self.info.get("users"), "started_at": result.started_at,
-            "ended_at": result.ended_at, "requests": total.num_requests,
-            "failures": total.num_failures, "rps": round(total.rps, 3),
-        })
-        del self._history[:-100]
+        remember_run(self._history, result, self.info)
         log.info("test ended (%s): %d requests", result.reason.value,
                  result.snapshot.total.num_requests)
         if self._audit is not None:
@@ -176,6 +169,24 @@ class LocalSession:
                              self._redactor)
         return self._settings.with_overrides(users=request.users, spawn_rate=request.spawn_rate,
                                              run_time=request.run_time, host=host)
+
+
+MAX_REMEMBERED_RUNS = 100
+
+
+def remember_run(history: list[dict[str, object]], result: RunResult,
+                 info: dict[str, object]) -> None:
+    """Append a finished test to a session's history (``/api/v1/runs``), keeping the last
+    :data:`MAX_REMEMBERED_RUNS`."""
+    total = result.snapshot.total
+    history.append({
+        "state": "stopped", "reason": result.reason.value, "host": info.get("host"),
+        "users": info.get("users"), "started_at": result.started_at,
+        "ended_at": result.ended_at, "requests": total.num_requests,
+        "failures": total.num_failures, "rps": round(total.rps, 3),
+        "workers": len(result.workers),
+    })
+    del history[:-MAX_REMEMBERED_RUNS]
 
 
 def checked_start(request: StartRequest, settings: Settings, classes: tuple[type[User], ...],

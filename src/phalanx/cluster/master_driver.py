@@ -68,8 +68,7 @@ from phalanx.protocol import (
     Welcome,
     WorkerMessage,
 )
-from phalanx.scripting.reporting import describe_exception, exception_location
-from phalanx.scripting.shape import LoadShape, check_tick
+from phalanx.scripting.shape import LoadShape, ShapeFailure, cap_target, next_target
 from phalanx.stats import Aggregator, StatsSnapshot, decode_delta
 from phalanx.transport import MasterSocket, WorkerKey, describe
 
@@ -655,20 +654,17 @@ class MasterDriver:
         return True
 
     def _tick_shape(self, shape: LoadShape, now: float) -> bool:
-        name = type(shape).__name__
-        try:
-            tick = check_tick(shape.tick(), name)
-        except Exception as exc:  # the script's shape failed: stop, say where
-            error_type, message = describe_exception(exc)
-            log.error("load shape %s failed at %s, stopping the run: %s: %s", name,
-                      exception_location(exc), error_type, message)
+        target = next_target(shape)
+        if isinstance(target, ShapeFailure):
+            log.error("load shape %s failed at %s, stopping the run: %s: %s", target.shape,
+                      target.location, target.error_type, target.message)
             self._stop_reason = StopReason.SHAPE_ERROR
             return False
-        if tick is None:
+        if target is None:
             self._stop_reason = StopReason.SHAPE
             return False
-        users = min(tick[0], self._plan.max_users)
-        rate = min(tick[1], self._plan.max_spawn_rate)
+        users, rate = cap_target(target, self._plan.max_users, self._plan.max_spawn_rate,
+                                 self._warned)
         if users != self._target_users or rate != self._rate:
             self._target_users, self._rate = users, rate
             self._redistribute(now)

@@ -49,8 +49,8 @@ from phalanx.engine.health import (
 )
 from phalanx.http.budget import ConnectionBudget
 from phalanx.scripting.context import UserContext
-from phalanx.scripting.reporting import describe_exception, exception_location, report_exception
-from phalanx.scripting.shape import LoadShape, check_tick
+from phalanx.scripting.reporting import report_exception
+from phalanx.scripting.shape import LoadShape, ShapeFailure, cap_target, next_target
 from phalanx.scripting.user import User
 from phalanx.stats import Aggregator, Recorder, StatsDelta, StatsSnapshot
 
@@ -374,7 +374,8 @@ class LocalRunner:
                 tick = self._tick_shape(plan.shape)
                 if tick is None:
                     return
-                users, rate = self._cap_shape(tick, plan)
+                users, rate = cap_target(tick, plan.max_users, plan.max_spawn_rate,
+                                         self._warned)
                 if users != self._target_total or rate != self._rate:
                     self.change_target(users, rate)
                 next_shape = now + plan.shape_interval
@@ -402,23 +403,6 @@ class LocalRunner:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
 
-    def _cap_shape(self, tick: tuple[int, float], plan: RunPlan) -> tuple[int, float]:
-        """Hold a shape's target within the run's safety limits (warning once each)."""
-        users, rate = tick
-        if users > plan.max_users:
-            if "shape_users" not in self._warned:
-                self._warned.add("shape_users")
-                log.warning("the load shape asks for %d users; capped at --max-users %d",
-                            users, plan.max_users)
-            users = plan.max_users
-        if rate > plan.max_spawn_rate:
-            if "shape_rate" not in self._warned:
-                self._warned.add("shape_rate")
-                log.warning("the load shape asks for %g users/s; capped at --max-spawn-rate %g",
-                            rate, plan.max_spawn_rate)
-            rate = plan.max_spawn_rate
-        return users, rate
-
     def _all_users_gone(self, plan: RunPlan) -> bool:
         """True when users were dispatched but all ended on their own (nothing to wait for)."""
         if plan.shape is not None or self._target_total == 0 or self._stopping:
@@ -429,29 +413,17 @@ class LocalRunner:
 
     def _tick_shape(self, shape: LoadShape) -> tuple[int, float] | None:
         """The shape's next target; ``None`` (and a stop reason) when it ends or breaks."""
-        name = type(shape).__name__
-        try:
-            raw = shape.tick()
-        except Exception as exc:
-            self._shape_failed(name, exc, exception_location(exc))
+        target = next_target(shape)
+        if isinstance(target, ShapeFailure):
+            self._recorder.record_exception(f"{target.shape}.tick", target.error_type,
+                                            target.message, target.location)
+            log.error("load shape %s failed at %s, stopping the run: %s: %s", target.shape,
+                      target.location, target.error_type, target.message)
+            self._stop_reason = StopReason.SHAPE_ERROR
             return None
-        try:
-            tick = check_tick(raw, name)
-        except (TypeError, ValueError) as exc:  # tick() returned something invalid
-            code = getattr(type(shape).tick, "__code__", None)
-            where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
-            self._shape_failed(name, exc, where)
-            return None
-        if tick is None:
+        if target is None:
             self._stop_reason = StopReason.SHAPE
-        return tick
-
-    def _shape_failed(self, name: str, exc: Exception, location: str) -> None:
-        error_type, message = describe_exception(exc)
-        self._recorder.record_exception(f"{name}.tick", error_type, message, location)
-        log.error("load shape %s failed at %s, stopping the run: %s: %s",
-                  name, location, error_type, message)
-        self._stop_reason = StopReason.SHAPE_ERROR
+        return target
 
     def _next_ramp_due(self, now: float) -> float | None:
         step = next_step(self._dispatched, self._target)

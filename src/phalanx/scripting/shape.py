@@ -14,10 +14,15 @@ is concrete unless it sets ``abstract = True`` in its own body.
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from phalanx.core.clock import Clock, SystemClock
+from phalanx.scripting.reporting import describe_exception, exception_location
+
+log = logging.getLogger("phalanx.runner")
 
 
 class LoadShape:
@@ -68,3 +73,52 @@ def check_tick(result: object, shape: str) -> tuple[int, float] | None:
     ):
         raise ValueError(f"{shape}.tick(): spawn_rate must be a positive number, got {rate!r}")
     return users, float(rate)
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeFailure:
+    """A shape's ``tick`` raised or returned something invalid: where, and what."""
+
+    shape: str
+    error_type: str
+    message: str
+    location: str
+
+
+def next_target(shape: LoadShape) -> tuple[int, float] | ShapeFailure | None:
+    """The shape's next ``(users, spawn_rate)``, ``None`` when it ends, or its failure.
+
+    Never raises for what the script does: the local runner and the master
+    both stop the run on a :class:`ShapeFailure` and say where it happened.
+    """
+    name = type(shape).__name__
+    try:
+        raw = shape.tick()
+    except Exception as exc:
+        return ShapeFailure(name, *describe_exception(exc), exception_location(exc))
+    try:
+        return check_tick(raw, name)
+    except (TypeError, ValueError) as exc:  # tick() returned something invalid
+        code = getattr(type(shape).tick, "__code__", None)
+        where = f"{code.co_filename}:{code.co_firstlineno}" if code else "?"
+        return ShapeFailure(name, *describe_exception(exc), where)
+
+
+def cap_target(target: tuple[int, float], max_users: int, max_spawn_rate: float,
+               warned: set[str]) -> tuple[int, float]:
+    """Hold a shape's target within the run's safety limits, warning once each
+    (``warned`` remembers which warnings were given)."""
+    users, rate = target
+    if users > max_users:
+        if "shape_users" not in warned:
+            warned.add("shape_users")
+            log.warning("the load shape asks for %d users; capped at --max-users %d",
+                        users, max_users)
+        users = max_users
+    if rate > max_spawn_rate:
+        if "shape_rate" not in warned:
+            warned.add("shape_rate")
+            log.warning("the load shape asks for %g users/s; capped at --max-spawn-rate %g",
+                        rate, max_spawn_rate)
+        rate = max_spawn_rate
+    return users, rate

@@ -21,6 +21,7 @@ from typing import Any
 
 import argon2
 import pytest
+from tests.support.web import DeferredApp, Reply, session_cookie
 
 from phalanx.engine.runner import RunState, RunStatus
 from phalanx.security.audit import AuditLog
@@ -64,16 +65,6 @@ class _Control:
         raise AssertionError("the admin pages never control the run")
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: Mapping[str, str]
-    cookies: list[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
 
 @dataclass
 class Site:
@@ -116,7 +107,7 @@ class Site:
         """Sign in; headers for requests in that session (cookie, CSRF token, Origin)."""
         reply = await self.login(user, password if password is not None else PASSWORDS[user][0])
         assert reply.status == 303, reply.body
-        cookie = {"Cookie": f"{SESSION_COOKIE}={_cookie(reply)}"}
+        cookie = {"Cookie": f"{SESSION_COOKIE}={session_cookie(reply)}"}
         page = await self.request("GET", "/", headers=cookie)
         text = page.body.decode()
         marker = 'name="csrf-token" content="'
@@ -137,22 +128,6 @@ class Site:
                 if entry["action"] not in ("login", "login_failed", "logout")]
 
 
-def _cookie(reply: Reply) -> str:
-    for header in reply.cookies:
-        name, _, rest = header.partition("=")
-        if name == SESSION_COOKIE:
-            return rest.split(";", 1)[0]
-    raise AssertionError(f"no session cookie in {reply.cookies}")
-
-
-class _Deferred:
-    """An ASGI app that forwards to the app built once the port is known."""
-
-    def __init__(self) -> None:
-        self.target: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.target(scope, receive, send)
 
 
 @pytest.fixture
@@ -170,7 +145,7 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         def record(actor: str, source: str, action: str, details: Mapping[str, Any]) -> None:
             audit.append(actor, source, action, details)
 
-        deferred = _Deferred()
+        deferred = DeferredApp()
         server = WebServer(deferred, "127.0.0.1", 0)
         await server.start()
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import json
 import logging
 import ssl
 import warnings
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 import trustme
+from tests.support.web import DeferredApp, Reply, session_cookie
 
 from phalanx.core.results import RequestFailure
 from phalanx.engine.runner import RunState, RunStatus
@@ -112,16 +112,6 @@ class FakeControl:
         self.resets += 1
 
 
-@dataclass
-class Reply:
-    status: int
-    headers: Mapping[str, str]
-    cookies: list[str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
 
 @dataclass
 class Site:
@@ -162,7 +152,7 @@ class Site:
         reply = await self.request("POST", "/login", body=form, headers={
             "Content-Type": "application/x-www-form-urlencoded", "Origin": self.origin})
         assert reply.status == 303, reply.body
-        return _cookie(reply)
+        return session_cookie(reply)
 
     async def csrf(self, cookie: str) -> str:
         page = await self.request("GET", "/", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
@@ -171,13 +161,6 @@ class Site:
         start = text.index(marker) + len(marker)
         return text[start:text.index('"', start)]
 
-
-def _cookie(reply: Reply) -> str:
-    for header in reply.cookies:
-        name, _, rest = header.partition("=")
-        if name == SESSION_COOKIE:
-            return rest.split(";", 1)[0]
-    raise AssertionError(f"no session cookie in {reply.cookies}")
 
 
 @pytest.fixture
@@ -202,7 +185,7 @@ async def _site(tls: tuple[str, str] | None, ssl_context: ssl.SSLContext | None 
             (actor, source, action, details)),
     )
     # The port is known once bound: bind first with a placeholder app, then set the origins.
-    deferred = _Deferred()
+    deferred = DeferredApp()
     server = WebServer(deferred, "127.0.0.1", 0,
                        certfile=tls[0] if tls else None, keyfile=tls[1] if tls else None)
     await server.start()
@@ -215,15 +198,6 @@ async def _site(tls: tuple[str, str] | None, ssl_context: ssl.SSLContext | None 
     finally:
         await server.stop()
 
-
-class _Deferred:
-    """An ASGI app that forwards to the app built once the port is known."""
-
-    def __init__(self) -> None:
-        self.target: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.target(scope, receive, send)
 
 
 def _session(cookie: str) -> dict[str, str]:
@@ -355,7 +329,7 @@ async def test_login_rotates_the_session_and_logout_ends_it(site: Site) -> None:
     reply = await site.request("POST", "/login", body=form, headers={
         "Content-Type": "application/x-www-form-urlencoded", "Origin": site.origin,
         "Cookie": f"{SESSION_COOKIE}={planted}"})
-    cookie = _cookie(reply)
+    cookie = session_cookie(reply)
     assert cookie != planted
     header = next(h for h in reply.cookies if h.startswith(SESSION_COOKIE))
     assert "HttpOnly" in header
@@ -529,7 +503,7 @@ async def test_starting_from_the_ui_validates_and_checks_the_host_with_the_scope
 
 async def test_behind_a_tls_proxy_only_its_https_requests_are_served() -> None:
     control, auth = FakeControl(), FakeAuth()
-    deferred = _Deferred()
+    deferred = DeferredApp()
     server = WebServer(deferred, "127.0.0.1", 0, trusted_proxies=("127.0.0.1",))
     await server.start()
     try:

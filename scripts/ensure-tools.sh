@@ -14,6 +14,8 @@ elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
 fi
 # The web UI's browser tests drive Debian's Chromium (playwright cannot download one here).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# `phalanx certs dev` (and its tests) call the openssl command.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -eq 0 ]; then
   :
 elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

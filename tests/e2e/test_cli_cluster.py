@@ -42,7 +42,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 pytestmark = pytest.mark.timeout(60)
 
-MASTER_TIMEOUT_S = 2.0
+MASTER_TIMEOUT_S = 3.0
 """The workers' --master-timeout in the master-lost test."""
 
 

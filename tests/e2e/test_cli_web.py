@@ -119,3 +119,38 @@ def test_the_first_admin_password_can_come_from_a_private_file(tmp_path: Path) -
     assert "created the web UI user" not in process.stderr
     store = UserStore.open(tmp_path / "phalanx-users.json")
     assert authenticate_password(store, "admin", "from-a-file-password", passwords=Passwords())
+
+
+def test_a_ui_driven_run_over_local_processes_ends_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    (tmp_path / "s.py").write_text(SCRIPT)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
+    env["PHALANX_ADMIN_PASSWORD"] = "processes-admin-password"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "phalanx", "run", "-f", "s.py", "--host", "http://127.0.0.1:9",
+         "--processes", "1", "--web", "--web-bind", f"127.0.0.1:{port}", "--live", "off"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # until the web UI listens
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                assert process.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    assert "no test was run" in output
+    assert "before the run started" not in output

@@ -58,6 +58,7 @@ from phalanx.transport import (
     TransportError,
     check_plaintext_endpoint,
 )
+from phalanx.web.accounts import ADMIN_PASSWORD_ENV
 
 log = logging.getLogger("phalanx")
 
@@ -304,6 +305,12 @@ def worker_arguments(settings: Settings, endpoint: str) -> list[str]:
     return args
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment minus what a worker must not see (the web UI's
+    first admin password); PHALANX_SECRET_* stay: the script's workers need them."""
+    return {key: value for key, value in os.environ.items() if key != ADMIN_PASSWORD_ENV}
+
+
 class LocalWorkers:
     """N ``phalanx worker`` child processes: started, their stderr relayed, stopped.
 
@@ -318,6 +325,7 @@ class LocalWorkers:
         self.count = count
         self._arguments = arguments
         self._processes: list[asyncio.subprocess.Process] = []
+        self._stopping = False
         self.failure: str | None = None
 
     @contextlib.asynccontextmanager
@@ -334,7 +342,7 @@ class LocalWorkers:
         for index in range(1, self.count + 1):
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phalanx", "worker", *self._arguments,
-                "--name", f"local-{index}", "--seed", str(index),
+                "--name", f"local-{index}", "--seed", str(index), env=child_environment(),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True,
             )
@@ -358,6 +366,10 @@ class LocalWorkers:
                 if text:
                     log.warning("[local-%d] %s", index, text[:2000])
         code = await process.wait()
+        if self._stopping:  # we asked it to stop
+            if code not in (0, -signal.SIGTERM):
+                log.error("local worker %d exited with code %d", index, code)
+            return
         if driver.state.value == "ready" and self.failure is None:
             self.failure = (f"local worker {index} exited with code {code} before the run "
                             "started (its messages are above)")
@@ -366,6 +378,7 @@ class LocalWorkers:
             log.error("local worker %d exited with code %d", index, code)
 
     async def stop(self) -> None:
+        self._stopping = True
         for process in self._processes:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -60,7 +60,6 @@ class LocalSession:
         self.last_result: RunResult | None = None
         self._history: list[dict[str, object]] = []
         self._closing = asyncio.Event()
-        self._shutdown_requests = 0
 
     # --- what the web app calls (phalanx.web.app.SessionControl) --------------------
 

@@ -22,7 +22,12 @@ from phalanx.config.settings import Settings
 from phalanx.core.workers import WorkerSummary
 from phalanx.security.audit import AuditError, AuditLog
 from phalanx.security.redaction import Redactor
-from phalanx.web.accounts import UserStore, ensure_admin, resolve_store_path
+from phalanx.web.accounts import (
+    ADMIN_PASSWORD_ENV,
+    UserStore,
+    ensure_admin,
+    resolve_store_path,
+)
 from phalanx.web.admin import AccountAdmin, admin_routes
 from phalanx.web.app import RunControl, WebContext, create_app
 from phalanx.web.auth import StoreAuthenticator
@@ -145,6 +150,7 @@ async def web_ui(settings: Settings, control: RunControl, *,
         store, passwords=passwords, now=time.time(), environ=os.environ,
         password_file=Path(settings.admin_password_file) if settings.admin_password_file
         else None)
+    os.environ.pop(ADMIN_PASSWORD_ENV, None)  # used once; scripts and children never see it
     if generated is not None:
         # Straight to the terminal, once: never through logging (log files keep it).
         print(f"\nphalanx: created the web UI user 'admin' in {store_path} with the password\n"

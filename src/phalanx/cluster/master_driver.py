@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from phalanx.cluster.distribution import ramp_plan, rebalance
+from phalanx.cluster.link_watch import next_heartbeat_due
 from phalanx.cluster.message_rate import MessageRateLimiter
 from phalanx.cluster.worker_table import CPU_WARNING_PERCENT, WorkerInfo, WorkerTable
 from phalanx.core.clock import Clock, SystemClock
@@ -349,9 +350,7 @@ class MasterDriver:
             await self._receive_until(min(deadline, self._next_heartbeat(now)))
 
     def _next_heartbeat(self, now: float) -> float:
-        if self._last_heartbeat is None:
-            return now
-        return self._last_heartbeat + self._plan.heartbeat_interval
+        return now + next_heartbeat_due(self._last_heartbeat, self._plan.heartbeat_interval, now)
 
     async def _control(self) -> None:
         plan = self._plan

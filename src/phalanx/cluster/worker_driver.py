@@ -125,7 +125,6 @@ class WorkerDriver:
         self._outbox: asyncio.Queue[WorkerMessage] = asyncio.Queue(MAX_QUEUED)
         self._welcomed = False
         self._run: _Run | None = None
-        self._ran_before = False
         self._exit: WorkerExit | None = None
         self._exit_reason = ""
         self._finished = asyncio.Event()
@@ -145,6 +144,11 @@ class WorkerDriver:
     @property
     def joined(self) -> bool:
         return self._welcomed
+
+    @property
+    def run_active(self) -> bool:
+        """Whether a run (any user task) still exists on this worker."""
+        return self._run is not None and self._run.active
 
     @property
     def running_users(self) -> int:
@@ -287,7 +291,6 @@ class WorkerDriver:
         new_run = _Run(start.run_id, runner)
         self._tg.create_task(self._run_main(new_run, plan), name=f"phalanx-run-{start.run_id}")
         self._run = new_run
-        self._ran_before = True
 
     async def _run_main(self, run: _Run, plan: RunPlan) -> None:
         try:

@@ -34,7 +34,7 @@ from phalanx.security.scope import ScopeRule
 ENV_PREFIX = "PHALANX_"
 # Environment variables under these prefixes belong to other features, not to settings.
 ENV_RESERVED_PREFIXES = ("PHALANX_SECRET_",)
-ENV_NON_SETTINGS = frozenset({"PHALANX_CONFIG"})
+ENV_NON_SETTINGS = frozenset({"PHALANX_CONFIG", "PHALANX_ADMIN_PASSWORD"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,9 +296,10 @@ def _public_url(raw: object) -> str | None:
 
 
 def _master_timeout(raw: object) -> float:
+    """At least three master heartbeats (one a second): losing one never stops load."""
     value = _duration(raw)
-    if not 1.0 <= value <= 60.0:
-        raise ValueError(f"must be between 1s and 60s, got {raw!r}")
+    if not 3.0 <= value <= 60.0:
+        raise ValueError(f"must be between 3s and 60s, got {raw!r}")
     return value
 
 
@@ -474,7 +475,7 @@ OPTIONS: tuple[Option, ...] = (
            "(default 10s)", ("--heartbeat-timeout",), "DURATION"),
     Option("master_timeout", _master_timeout,
            "a worker that has not heard its master for this long stops all its load "
-           "(default 10s, at most 60s)", ("--master-timeout",), "DURATION"),
+           "(default 10s; 3s to 60s)", ("--master-timeout",), "DURATION"),
     Option("report_interval", _float_range(0.2, maximum=60.0),
            "seconds between a worker's stats reports to the master (default 2)",
            ("--report-interval",), "SECONDS"),

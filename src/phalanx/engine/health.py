@@ -131,8 +131,7 @@ class LoopWatchdog:
 class CpuMonitor:
     """CPU use of this process, as a percentage of one core, between two calls."""
 
-    def __init__(self, threshold: float = 90.0) -> None:
-        self.threshold = threshold
+    def __init__(self) -> None:
         self._cpu = time.process_time()
         self._wall = time.monotonic()
 

@@ -258,15 +258,7 @@ class Histogram:
                 f"cannot merge histograms with relative errors {self._relative_error}"
                 f" and {wire.relative_error}"
             )
-        if wire.count == 0:
-            return
-        buckets = self._buckets
-        for index, n in zip(wire.indices, wire.counts, strict=True):
-            buckets[index] = buckets.get(index, 0) + n
-        self._count += wire.count
-        self._total_ns += wire.total_ns
-        self._min = min(self._min, wire.min)
-        self._max = max(self._max, wire.max)
+        self.merge_checked_wire(wire)
 
     # -- reading -----------------------------------------------------------
 

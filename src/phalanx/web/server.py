@@ -83,8 +83,16 @@ class WebServer:
             forwarded_allow_ips=list(trusted_proxies) if trusted_proxies else None,
         )
         self._server = _Server(self._config)
+        # uvicorn's own start/stop lines say nothing phalanx does not already log.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def tls_minimum_version(self) -> ssl.TLSVersion | None:
+        """The oldest TLS version the server accepts (None: plain HTTP, or not started)."""
+        context = self._config.ssl if self._config.is_ssl and self._config.loaded else None
+        return context.minimum_version if context is not None else None
 
     @property
     def url(self) -> str:

@@ -27,7 +27,7 @@ from phalanx.cluster.master_driver import ClusterError, ClusterPlan, MasterDrive
 from phalanx.cluster.worker_driver import WorkerConfig, WorkerDriver, WorkerExit
 from phalanx.config.settings import Settings
 from phalanx.engine.dispatch import ClassSpec
-from phalanx.engine.runner import RunResult, StopReason
+from phalanx.engine.runner import RunResult, RunState, StopReason
 from phalanx.protocol import (
     PROTOCOL_VERSION,
     Heartbeat,
@@ -283,14 +283,9 @@ async def test_a_worker_stops_all_load_when_its_master_goes_silent(
         with contextlib.suppress(asyncio.CancelledError):
             await run
         await c.socket.aclose()
-        lost_at = asyncio.get_running_loop().time()
-        await until(lambda: w1.driver.running_users == 0, timeout=5)
-        stopped_after = asyncio.get_running_loop().time() - lost_at
-        # The invariant: master_timeout plus one check interval (0.25 s); 1 s of slack here.
-        assert stopped_after < 1.0 + 0.25 + 1.0
-        settled = c.target.stats.total_requests
-        await asyncio.sleep(0.3)  # no user is left to send anything
-        assert c.target.stats.total_requests == settled
+        # The invariant's bound: master_timeout plus one check interval (0.25 s), 1 s slack.
+        await until(lambda: not w1.driver.run_active, timeout=1.0 + 0.25 + 1.0)
+        assert w1.driver.running_users == 0  # no user task is left to send anything
         assert not w1.task.done()  # it keeps waiting for a master, without load
     assert any("stopping all load now" in r.getMessage() for r in caplog.records)
 
@@ -485,25 +480,23 @@ async def test_a_master_behind_a_backlog_at_the_end_keeps_its_loop_responsive(
                        message_rate=100_000.0)
     driver = MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
                           phalanx_version=VERSION)
-    ticks = 0
+    turns_while_stopping = 0
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.05)
-            ticks += 1
+    async def probe() -> None:
+        nonlocal turns_while_stopping
+        while driver.state is not RunState.STOPPED:
+            if driver.state is RunState.STOPPING:
+                turns_while_stopping += 1
+            await asyncio.sleep(0.01)
 
     async with asyncio.TaskGroup() as tg:
-        beat = tg.create_task(ticker())
-        started = asyncio.get_running_loop().time()
+        tg.create_task(probe())
         result = await asyncio.wait_for(driver.run(), timeout=10)
-        elapsed = asyncio.get_running_loop().time() - started
-        beat.cancel()
-    # The worker never confirmed its stop; the master gave up after the extra wait and,
-    # meanwhile, other tasks on its loop kept running.
+    # The worker never confirmed its stop: the master waited (final grace, then the
+    # backlog wait) and gave up, and meanwhile other tasks on its loop kept running.
+    # A spinning loop lets the probe run at most once or twice in that phase.
     assert result.reason is StopReason.RUN_TIME
-    assert elapsed < 5.0
-    assert ticks >= elapsed / 0.05 / 4
+    assert turns_while_stopping >= 10
 
 
 async def test_a_ui_driven_master_runs_test_after_test_with_the_same_workers(

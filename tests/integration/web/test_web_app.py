@@ -463,6 +463,8 @@ async def test_under_tls_cookies_are_secure_and_hsts_is_sent(tmp_path: Path) -> 
         header = next(h for h in reply.cookies if h.startswith(SESSION_COOKIE))
         assert "Secure" in header
         assert reply.headers["strict-transport-security"].startswith("max-age=")
+        # Python's default may already refuse TLS 1.1; the server must say so itself.
+        assert running.server.tls_minimum_version is ssl.TLSVersion.TLSv1_2
         old_tls = ssl.create_default_context()
         ca.configure_trust(old_tls)
         with warnings.catch_warnings():  # asking for TLS 1.1 on purpose

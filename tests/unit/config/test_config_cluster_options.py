@@ -55,7 +55,7 @@ def test_a_switch_with_a_garbage_value_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("name", "flag", "bad"), [
-    ("master_timeout", "--master-timeout", "0.5"),
+    ("master_timeout", "--master-timeout", "2s"),
     ("master_timeout", "--master-timeout", "61"),
     ("heartbeat_timeout", "--heartbeat-timeout", "1"),
     ("expect_workers", "--expect-workers", "0"),

@@ -36,7 +36,7 @@ class FakeSession:
 
 @pytest.fixture
 def fake_sessions(monkeypatch: pytest.MonkeyPatch) -> list[FakeSession]:
-    session_module = pytest.importorskip("phalanx.http.session")
+    from phalanx.http import session as session_module
     FakeSession.instances = []
     monkeypatch.setattr(session_module, "HttpSession", FakeSession)
     return FakeSession.instances
@@ -189,7 +189,7 @@ def test_tls_verify_false_disables_verification_and_warns_once_per_class(
 def test_tls_verify_false_keeps_the_other_run_options(
     make_context: Callable[..., UserContext], fake_sessions: list[FakeSession]
 ) -> None:
-    options_module = pytest.importorskip("phalanx.http.options")
+    from phalanx.http import options as options_module
     options = options_module.HttpOptions(connect_timeout=3.0)
     client = Insecure(make_context(http_options=options)).client
     assert client.options.connect_timeout == 3.0  # type: ignore[attr-defined]
@@ -197,7 +197,7 @@ def test_tls_verify_false_keeps_the_other_run_options(
 
 
 async def test_a_real_http_session_is_created_lazily_and_closed(context: UserContext) -> None:
-    session_module = pytest.importorskip("phalanx.http.session")
+    from phalanx.http import session as session_module
     user = Shop(context)
     client = user.client
     assert isinstance(client, session_module.HttpSession)

@@ -111,6 +111,7 @@ class MasterSocket:
         self._authorizer: Authorizer | None = None
         self._zap_task: asyncio.Task[None] | None = None
         self._routes: dict[WorkerKey, bytes] = {}
+        self._earlier_routes: dict[WorkerKey, bytes] = {}  # the route before the current one
         self._bad: dict[WorkerKey, int] = {}
         self._logged: set[str] = set()
         self.endpoint = endpoint
@@ -270,6 +271,7 @@ class MasterSocket:
     def forget(self, worker: WorkerKey) -> None:
         """Drop what is kept about ``worker`` (its return address and counters)."""
         self._routes.pop(worker, None)
+        self._earlier_routes.pop(worker, None)
         self._bad.pop(worker, None)
         self._logged.discard(worker)
 
@@ -308,7 +310,18 @@ class MasterSocket:
         except ProtocolError as exc:
             self._count_bad(worker, str(exc))
             return None
-        self._routes[worker] = raw.frames[0].bytes
+        route = raw.frames[0].bytes
+        previous = self._routes.get(worker)
+        if previous is not None and route != previous:
+            if self._earlier_routes.get(worker) == route:
+                # Back to an address it had just left: two live connections share one key
+                # (a key file copied to two hosts); they would count as one worker.
+                self._log_once(f"shared:{worker}", f"worker key {describe(worker)} is used by "
+                               "two connections at once: give each worker its own key "
+                               "(phalanx keys add-worker)")
+            if len(self._earlier_routes) < self._limits.max_peers:
+                self._earlier_routes[worker] = previous
+        self._routes[worker] = route
         return worker, message
 
     def _authorized(self, worker: WorkerKey) -> bool:

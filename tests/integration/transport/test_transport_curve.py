@@ -104,6 +104,31 @@ async def test_two_workers_claiming_the_same_name_get_their_own_identities(
         assert await one.recv(timeout=QUIET) is None
 
 
+async def test_one_key_used_by_two_live_connections_is_reported(
+        keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="phalanx.transport"):
+        async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
+                WorkerSocket(master.endpoint, keys.curve_client("w1")) as one, \
+                WorkerSocket(master.endpoint, keys.curve_client("w1")) as copy:
+            for link in (one, copy, one):  # the return address flips back: two hosts
+                assert await link.send(heartbeat(), timeout=WAIT)
+                assert await master.recv(timeout=WAIT) is not None
+    shared = [r.getMessage() for r in caplog.records if "two connections" in r.getMessage()]
+    assert len(shared) == 1
+    assert fingerprint(keys.curve_client("w1").keypair.public) in shared[0]
+
+
+async def test_a_reconnecting_worker_is_not_reported_as_shared(
+        keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="phalanx.transport"):
+        async with MasterSocket(LOOPBACK, keys.curve_server()) as master:
+            for _ in range(3):  # a new connection each time, never an old one again
+                async with WorkerSocket(master.endpoint, keys.curve_client("w1")) as link:
+                    assert await link.send(heartbeat(), timeout=WAIT)
+                    assert await master.recv(timeout=WAIT) is not None
+    assert not [r for r in caplog.records if "two connections" in r.getMessage()]
+
+
 async def test_worker_with_a_key_not_on_the_allow_list_is_refused_and_logged(
         keys: KeyDir, caplog: pytest.LogCaptureFixture) -> None:
     rogue = CurveClient(keypair=generate_keypair(),

@@ -33,8 +33,11 @@ from typing import Annotated, Final, Literal, TypeAlias
 import msgspec
 from msgspec import Meta
 
-PROTOCOL_VERSION: Final = 1
-"""Wire version; the first byte of every frame and the version in :class:`Hello`."""
+PROTOCOL_VERSION: Final = 2
+"""Wire version; the first byte of every frame and the version in :class:`Hello`.
+
+2: histogram buckets travel as packed arrays (:class:`~phalanx.stats.HistogramWire`).
+"""
 
 MAX_STATS_DELTA_BYTES: Final = 16 * 1024 * 1024
 """Largest encoded stats delta a :class:`Stats` message may carry (the stats layer's default)."""

@@ -16,7 +16,10 @@ Invariants of a valid delta
 - ``start <= end``, both finite.
 - every entry: ``num_requests == histogram.count``,
   ``0 <= num_failures <= num_requests``, ``response_bytes >= 0`` and a
-  well-formed histogram (see :func:`phalanx.stats.histogram.check_wire`).
+  well-formed histogram (see :func:`phalanx.stats.histogram.check_wire`);
+  all the histograms of one delta have the same relative error. They are
+  checked together, with a fixed number of numpy calls
+  (:func:`phalanx.stats.dense.unpack`).
 - every error and exception row has ``count >= 1``.
 - text fields are no longer than the limits in :mod:`phalanx.stats.limits`.
 """
@@ -28,7 +31,9 @@ from typing import Final
 
 import msgspec
 
-from phalanx.stats.histogram import HistogramWire, check_wire
+from phalanx.stats.dense import unpack
+from phalanx.stats.histogram import HistogramWire
+from phalanx.stats.layout import layout_for
 from phalanx.stats.limits import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
 
 DEFAULT_MAX_DELTA_BYTES: Final = 16 * 1024 * 1024
@@ -108,18 +113,24 @@ def check_delta(delta: StatsDelta) -> None:
         raise ValueError("stats delta start and end must be finite")
     if delta.end < delta.start:
         raise ValueError("stats delta ends before it starts")
-    for entry in delta.entries:
-        _check_names(entry.method, entry.name)
+    entries = delta.entries
+    for entry in entries:
+        if len(entry.method) > MAX_NAME_LENGTH or len(entry.name) > MAX_NAME_LENGTH:
+            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
         if entry.num_requests != entry.histogram.count:
             raise ValueError(f"entry {entry.name!r}: num_requests differs from the histogram count")
         if not 0 <= entry.num_failures <= entry.num_requests:
             raise ValueError(f"entry {entry.name!r}: num_failures must be in [0, num_requests]")
         if entry.response_bytes < 0:
             raise ValueError(f"entry {entry.name!r}: response_bytes must not be negative")
+    if entries:
+        relative_error = entries[0].histogram.relative_error
+        if any(entry.histogram.relative_error != relative_error for entry in entries):
+            raise ValueError("the histograms of one stats delta must share one relative error")
         try:
-            check_wire(entry.histogram)
+            unpack([entry.histogram for entry in entries], layout_for(relative_error))
         except ValueError as exc:
-            raise ValueError(f"entry {entry.name!r}: {exc}") from None
+            raise ValueError(f"stats delta histograms: {exc}") from None
     for error in delta.errors:
         _check_names(error.method, error.name, error.kind)
         _check_message(error.message)

@@ -4,12 +4,10 @@ All latency math in phalanx lives in this module.
 
 Layout
 ------
-Values are seconds. With ``e = relative_error`` and ``gamma = (1 + e) / (1 - e)``,
-a value ``v`` in ``[MIN_VALUE, MAX_VALUE]`` goes to bucket
-``j = floor(log2(v) / log2(gamma))``, which holds ``[gamma**j, gamma**(j + 1))``.
-The bucket's representative value is ``2 * gamma**(j + 1) / (gamma + 1)``; every
-value of the bucket lies within a relative distance ``e`` of it, so each
-percentile is reported within relative error ``e`` of the exact one.
+Buckets follow :mod:`phalanx.stats.layout`: log buckets of relative width
+``e = relative_error``, so each percentile is reported within relative error
+``e`` of the exact one. :mod:`phalanx.stats.dense` reads the same buckets as
+arrays (the master's merge) and gives the same percentiles.
 
 Invariants
 ----------
@@ -39,37 +37,47 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from functools import lru_cache
 from math import floor, log2
-from typing import Final
 
 import msgspec
+import numpy as np
 
-MIN_VALUE: Final = 1e-6
-"""Smallest value (seconds) with a relative-error guarantee; smaller ones share one bucket."""
+from phalanx.stats.dense import COUNT_DTYPE, INDEX_DTYPE, MAX_WIRE_COUNT, unpack
+from phalanx.stats.layout import (
+    DEFAULT_RELATIVE_ERROR,
+    MAX_VALUE,
+    MIN_RELATIVE_ERROR,
+    MIN_VALUE,
+    NS_PER_S,
+    check_relative_error,
+    layout_for,
+    rank,
+)
 
-MAX_VALUE: Final = 100_000.0
-"""Largest value (seconds, about 27.8 hours) a histogram holds; larger ones are clamped."""
+__all__ = [
+    "DEFAULT_RELATIVE_ERROR",
+    "MAX_VALUE",
+    "MIN_RELATIVE_ERROR",
+    "MIN_VALUE",
+    "Histogram",
+    "HistogramWire",
+    "check_wire",
+]
 
-DEFAULT_RELATIVE_ERROR: Final = 0.01
-
-MIN_RELATIVE_ERROR: Final = 1e-4
-"""Smallest accepted relative error; it bounds the bucket range to about 127,000."""
-
-_NS_PER_S: Final = 1e9
-# q * n is computed in floating point; shave a relative hair off before ceil so
-# that e.g. 0.99 * 100 == 99.00000000000001 still means rank 99.
-_RANK_SLACK: Final = 1.0 - 1e-12
+_NS_PER_S = NS_PER_S
 
 
 class HistogramWire(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     """The compact, serializable form of a :class:`Histogram`.
 
-    ``indices`` are the bucket indices in strictly increasing order and
-    ``counts`` the matching (positive) counts. ``total_ns`` is the exact sum in
-    whole nanoseconds. An empty histogram has ``count == 0``, no buckets and
-    ``min == max == 0.0``. Use :func:`check_wire` before trusting one that came
-    from outside.
+    ``indices`` are the bucket indices in strictly increasing order, packed
+    as little-endian int32, and ``counts`` the matching positive counts,
+    packed as little-endian uint32 (no Python object per bucket: a master
+    reads a whole delta's buckets as two arrays). ``count`` is at most
+    :data:`~phalanx.stats.dense.MAX_WIRE_COUNT`. ``total_ns`` is the exact sum
+    in whole nanoseconds. An empty histogram has ``count == 0``, no buckets
+    and ``min == max == 0.0``. Use :func:`check_wire` before trusting one
+    that came from outside.
     """
 
     relative_error: float
@@ -77,85 +85,28 @@ class HistogramWire(msgspec.Struct, frozen=True, array_like=True, forbid_unknown
     total_ns: int
     min: float
     max: float
-    indices: tuple[int, ...]
-    counts: tuple[int, ...]
+    indices: bytes
+    counts: bytes
 
-
-def _inverse_log_gamma(relative_error: float) -> float:
-    """``1 / log2(gamma)``: bucket indices are computed with ``log2`` (see ``record``)."""
-    return 1.0 / log2((1.0 + relative_error) / (1.0 - relative_error))
-
-
-def _check_relative_error(relative_error: object) -> float:
-    if (
-        not isinstance(relative_error, float | int)
-        or isinstance(relative_error, bool)
-        or not MIN_RELATIVE_ERROR <= relative_error < 0.5
-    ):
-        raise ValueError(
-            f"relative_error must be a number in [{MIN_RELATIVE_ERROR}, 0.5),"
-            f" got {relative_error!r}"
-        )
-    return float(relative_error)
+    def buckets(self) -> dict[int, int]:
+        """``{index: count}`` of the packed buckets (not checked: see :func:`check_wire`)."""
+        indices = np.frombuffer(self.indices, dtype=INDEX_DTYPE).tolist()
+        counts = np.frombuffer(self.counts, dtype=COUNT_DTYPE).tolist()
+        return dict(zip(indices, counts, strict=True))
 
 
 def check_wire(wire: HistogramWire) -> None:
     """Raise ``ValueError`` unless ``wire`` is a well-formed histogram.
 
-    Checks: relative error in ``[MIN_RELATIVE_ERROR, 0.5)``; counts non-negative; parallel bucket
-    lists of equal length with strictly increasing indices and positive counts
-    summing to ``count``; ``0 <= min <= max <= MAX_VALUE``; the first and last
-    buckets are those of ``min`` and ``max``; ``total_ns`` lies between
-    ``count`` times the truncated ``min`` and ``max``.
-
-    A master runs this for every entry of every worker delta, so the loops
-    are C-level builtins (``sorted``, ``set``, ``min``, ``sum``), not Python.
+    Checks: relative error in ``[MIN_RELATIVE_ERROR, 0.5)``; ``0 <= count <=
+    MAX_WIRE_COUNT``; packed bucket lists of equal length with strictly
+    increasing indices and positive counts summing to ``count``;
+    ``0 <= min <= max <= MAX_VALUE``; the first and last buckets are those of
+    ``min`` and ``max``; ``total_ns`` lies between ``count`` times the
+    truncated ``min`` and ``max``. An empty histogram has no buckets and
+    zeros. :func:`phalanx.stats.dense.unpack` checks the same for many at once.
     """
-    inv, zero_index = _layout(wire.relative_error)
-    count = wire.count
-    indices = wire.indices
-    counts = wire.counts
-    if count < 0 or wire.total_ns < 0:
-        raise ValueError("histogram count and total must not be negative")
-    if len(indices) != len(counts):
-        raise ValueError("histogram bucket lists differ in length")
-    if count == 0:
-        if indices or wire.total_ns != 0 or wire.min != 0.0 or wire.max != 0.0:
-            raise ValueError("an empty histogram must have no buckets and zero min, max, total")
-        return
-    lo = wire.min
-    hi = wire.max
-    if not 0.0 <= lo <= hi <= MAX_VALUE:
-        raise ValueError("histogram min and max must satisfy 0 <= min <= max <= MAX_VALUE")
-    if not indices:
-        raise ValueError("a non-empty histogram must have buckets")
-    if len(set(indices)) != len(indices) or list(indices) != sorted(indices):
-        raise ValueError("histogram bucket indices must be strictly increasing")
-    if min(counts) <= 0:
-        raise ValueError("histogram bucket counts must be positive")
-    if sum(counts) != count:
-        raise ValueError("histogram bucket counts do not add up to count")
-    if indices[0] != _index(lo, inv, zero_index) or indices[-1] != _index(hi, inv, zero_index):
-        raise ValueError("histogram buckets do not match its min and max")
-    if not floor(lo * _NS_PER_S) * count <= wire.total_ns <= floor(hi * _NS_PER_S) * count:
-        raise ValueError("histogram total is inconsistent with count, min and max")
-
-
-@lru_cache(maxsize=16)
-def _layout(relative_error: float) -> tuple[float, int]:
-    """``(1 / log2(gamma), zero bucket index)`` of a relative error, checked (memoised)."""
-    inv = _inverse_log_gamma(_check_relative_error(relative_error))
-    return inv, floor(log2(MIN_VALUE) * inv) - 1
-
-
-def _index(value: float, inv_log_gamma: float, zero_index: int) -> int:
-    """Bucket index of an already clamped value (the same formula as ``record``)."""
-    return floor(log2(value) * inv_log_gamma) if value >= MIN_VALUE else zero_index
-
-
-def _rank(q: float, n: int) -> int:
-    """Nearest rank (1-based) of quantile ``q`` among ``n >= 1`` values."""
-    return min(n, max(1, math.ceil(q * n * _RANK_SLACK)))
+    unpack((wire,), layout_for(wire.relative_error))
 
 
 class Histogram:
@@ -178,10 +129,11 @@ class Histogram:
     )
 
     def __init__(self, relative_error: float = DEFAULT_RELATIVE_ERROR) -> None:
-        self._relative_error = _check_relative_error(relative_error)
-        self._gamma = (1.0 + self._relative_error) / (1.0 - self._relative_error)
-        self._inv_log_gamma = _inverse_log_gamma(self._relative_error)
-        self._zero_index = floor(log2(MIN_VALUE) * self._inv_log_gamma) - 1
+        layout = layout_for(check_relative_error(relative_error))
+        self._relative_error = layout.relative_error
+        self._gamma = layout.gamma
+        self._inv_log_gamma = layout.inv_log_gamma
+        self._zero_index = layout.zero_index
         self._buckets: dict[int, int] = {}
         self._count = 0
         self._total_ns = 0
@@ -237,7 +189,7 @@ class Histogram:
             return
         buckets = self._buckets
         get = buckets.get
-        for index, n in zip(wire.indices, wire.counts, strict=True):
+        for index, n in wire.buckets().items():
             buckets[index] = get(index, 0) + n
         self._count += wire.count
         self._total_ns += wire.total_ns
@@ -314,7 +266,7 @@ class Histogram:
         lo = self._min
         hi = self._max
         results = [0.0] * len(quantiles)
-        wanted = sorted((_rank(q, n), position) for position, q in enumerate(quantiles))
+        wanted = sorted((rank(q, n), position) for position, q in enumerate(quantiles))
         buckets = self._buckets
         keys = sorted(buckets)
         zero_index = self._zero_index
@@ -323,14 +275,14 @@ class Histogram:
         seen = 0
         key_pos = 0
         index = keys[0]
-        for rank, position in wanted:
-            if rank == 1:
+        for wanted_rank, position in wanted:
+            if wanted_rank == 1:
                 results[position] = lo
                 continue
-            if rank == n:
+            if wanted_rank == n:
                 results[position] = hi
                 continue
-            while seen < rank:
+            while seen < wanted_rank:
                 index = keys[key_pos]
                 seen += buckets[index]
                 key_pos += 1
@@ -351,7 +303,16 @@ class Histogram:
         return clone
 
     def to_wire(self) -> HistogramWire:
-        """The compact form (buckets sorted by index)."""
+        """The compact form (buckets sorted by index).
+
+        Raises ``ValueError`` when the histogram holds more than
+        :data:`~phalanx.stats.dense.MAX_WIRE_COUNT` values (a worker ships a
+        delta every few seconds, far below it).
+        """
+        if self._count > MAX_WIRE_COUNT:
+            raise ValueError(
+                f"a wire histogram holds at most {MAX_WIRE_COUNT} values, this one {self._count}"
+            )
         keys = sorted(self._buckets)
         buckets = self._buckets
         return HistogramWire(
@@ -360,15 +321,39 @@ class Histogram:
             total_ns=self._total_ns,
             min=self.min,
             max=self.max,
-            indices=tuple(keys),
-            counts=tuple(buckets[k] for k in keys),
+            indices=np.array(keys, dtype=INDEX_DTYPE).tobytes(),
+            counts=np.array([buckets[k] for k in keys], dtype=COUNT_DTYPE).tobytes(),
         )
 
     @classmethod
     def from_wire(cls, wire: HistogramWire) -> Histogram:
         """Rebuild a histogram; raises ``ValueError`` if ``wire`` is malformed."""
-        histogram = cls(_check_relative_error(wire.relative_error))
+        histogram = cls(check_relative_error(wire.relative_error))
         histogram.merge_wire(wire)
+        return histogram
+
+    @classmethod
+    def from_buckets(
+        cls,
+        relative_error: float,
+        buckets: dict[int, int],
+        *,
+        total_ns: int,
+        low: float,
+        high: float,
+    ) -> Histogram:
+        """A histogram with these buckets (``{index: positive count}``), exact sum, min and max.
+
+        For code that kept the parts of histograms it built itself (the
+        aggregator's arrays); nothing is re-checked.
+        """
+        histogram = cls(relative_error)
+        histogram._buckets = dict(buckets)
+        histogram._count = sum(buckets.values())
+        if histogram._count:
+            histogram._total_ns = total_ns
+            histogram._min = low
+            histogram._max = high
         return histogram
 
     def __eq__(self, other: object) -> bool:

@@ -344,7 +344,7 @@ async def test_garbage_from_an_authenticated_worker_never_crashes_the_master(
                                  script_sha256=SHA, phalanx_version=VERSION, cpu_count=1))
             junk: list[list[bytes]] = [
                 [os.urandom(64)], [b""], [hello[: len(hello) // 2]], [bytes([99]) + hello[1:]],
-                [hello, b"extra part"], [b"\x01" + b"\xdc\xff\xff" * 20],
+                [hello, b"extra part"], [hello[:1] + b"\xdc\xff\xff" * 20],
                 [encode(Stats(seq=1, delta=b"not a delta"))],
                 [encode(Stats(seq=2, delta=os.urandom(300)))],
             ]
@@ -356,7 +356,7 @@ async def test_garbage_from_an_authenticated_worker_never_crashes_the_master(
             for _ in range(1_000):  # a flood, far above 100 messages/s
                 await dealer.send_multipart([beat])
             # Bigger than the limit: ZeroMQ drops the connection before buffering it.
-            await dealer.send_multipart([b"\x01" + bytes(LinkLimits().max_message_bytes + 10)])
+            await dealer.send_multipart([hello[:1] + bytes(LinkLimits().max_message_bytes + 10)])
             result = await asyncio.wait_for(run, timeout=20)
         finally:
             dealer.close(0)

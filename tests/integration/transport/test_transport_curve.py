@@ -233,7 +233,7 @@ async def test_garbage_and_truncated_frames_from_an_authenticated_worker_are_cou
             evil = raw_dealer(context, master.endpoint, keys.curve_client("w2"))
             valid = encode(hello())
             bad_frames: list[list[bytes]] = [
-                [b""], [b"\x00garbage"], [valid[:5]], [valid + b"\x00"], [b"\x02" + valid[1:]],
+                [b""], [b"\x00garbage"], [valid[:5]], [valid + b"\x00"], [b"\x01" + valid[1:]],
                 [encode(Welcome(run_id="r1"))],  # master-to-worker message from a worker
                 [valid, valid],  # multipart
                 [b"x"] * 50,  # many parts
@@ -265,7 +265,7 @@ async def test_oversized_frame_disconnects_its_sender_and_the_master_serves_othe
         async with MasterSocket(LOOPBACK, keys.curve_server(), limits=limits) as master, \
                 WorkerSocket(master.endpoint, keys.curve_client("w1"), limits=limits) as good:
             evil = raw_dealer(context, master.endpoint, keys.curve_client("w2"))
-            await asyncio.wait_for(evil.send(b"\x01" + b"\x00" * (1024 * 1024)), WAIT)
+            await asyncio.wait_for(evil.send(bytes([PROTOCOL_VERSION]) + b"\x00" * (1024 * 1024)), WAIT)
             await handshake(master, good)
             assert await master.recv(timeout=QUIET) is None
             assert master.received == 1
@@ -283,7 +283,7 @@ async def test_frame_claiming_a_huge_length_is_dropped_and_the_sender_keeps_its_
         context = zmq.asyncio.Context()
         try:
             evil = raw_dealer(context, master.endpoint, keys.curve_client("w1"))
-            await asyncio.wait_for(evil.send(b"\x01\xdb" + b"\xff" * 64), WAIT)  # str32 lie
+            await asyncio.wait_for(evil.send(bytes([PROTOCOL_VERSION]) + b"\xdb" + b"\xff" * 64), WAIT)  # str32 lie
             assert await worker.send(heartbeat(2), timeout=WAIT)
             item = await master.recv(timeout=WAIT)
             assert item == (key, heartbeat(2))

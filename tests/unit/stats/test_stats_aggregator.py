@@ -346,3 +346,63 @@ def test_reset_forgets_everything_and_starts_a_new_run() -> None:
 def test_invalid_settings_are_rejected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"window|max_"):
         Aggregator(start=0.0, **kwargs)
+
+
+def test_two_entries_of_one_delta_folding_into_the_other_entry_both_count() -> None:
+    aggregator = Aggregator(start=0.0, max_entries=1)
+    recorder = Recorder(0.0)
+    for name, elapsed in (("/a", 0.01), ("/b", 0.02), ("/b", 0.03), ("/c", 0.5)):
+        recorder.record("GET", name, elapsed, 10, None)
+    aggregator.apply(recorder.take_delta(1.0))
+    snapshot = aggregator.snapshot(1.0)
+    rows = {(e.name, e.num_requests, e.min, e.max) for e in snapshot.entries}
+    assert rows == {("/a", 1, 0.01, 0.01), ("<other>", 3, 0.02, 0.5)}
+    other = aggregator.histogram("", "<other>")
+    expected = Histogram()
+    expected.record_many([0.02, 0.03, 0.5])
+    assert other == expected
+
+
+def test_many_entries_arriving_over_many_slots_match_one_histogram_each() -> None:
+    aggregator = Aggregator(start=0.0, window=4.0)
+    expected: dict[str, Histogram] = {}
+    for step in range(30):
+        recorder = Recorder(float(step))
+        # new names keep appearing while older slots are still live
+        for k in range(min(3 * step + 3, 70)):
+            name = f"/r{k}"
+            elapsed = 0.001 * (1 + (k * 7 + step * 13) % 500)
+            recorder.record("GET", name, elapsed, 1, None)
+            expected.setdefault(name, Histogram()).record(elapsed)
+        aggregator.apply(decode_delta(encode_delta(recorder.take_delta(step + 1.0))),
+                         received_at=step + 1.0)
+        if step % 7 == 0:
+            aggregator.snapshot(step + 1.0)
+    snapshot = aggregator.snapshot(30.0)
+    assert len(snapshot.entries) == 70
+    for entry in snapshot.entries:
+        histogram = expected[entry.name]
+        assert aggregator.histogram("GET", entry.name) == histogram
+        assert entry.num_requests == histogram.count
+        assert entry.percentiles == tuple(zip(PERCENTILES, histogram.percentiles(PERCENTILES),
+                                              strict=True))
+        assert (entry.min, entry.max, entry.mean) == (histogram.min, histogram.max,
+                                                      histogram.mean)
+    total = Histogram()
+    for histogram in expected.values():
+        total.merge(histogram)
+    assert aggregator.total_histogram() == total
+    assert snapshot.total.percentiles == tuple(zip(PERCENTILES, total.percentiles(PERCENTILES),
+                                                   strict=True))
+
+
+def test_snapshot_values_are_plain_python_numbers() -> None:
+    aggregator = Aggregator(start=0.0)
+    aggregator.apply(one_request_delta(0.0, 1.0, 0.25, count=3, failed=1))
+    snapshot = aggregator.snapshot(1.0)
+    for entry in (*snapshot.entries, snapshot.total):
+        for value in (entry.num_requests, entry.num_failures, entry.response_bytes):
+            assert type(value) is int
+        for value in (entry.min, entry.max, entry.mean, entry.rps, entry.current_rps,
+                      *(v for _, v in entry.percentiles), *(v for _, v in entry.current_percentiles)):
+            assert type(value) is float

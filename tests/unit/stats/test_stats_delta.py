@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phalanx.core.results import RequestFailure
-from phalanx.stats import Recorder, StatsDelta, decode_delta, encode_delta
+from phalanx.stats import Aggregator, Recorder, StatsDelta, decode_delta, encode_delta
 from phalanx.stats.delta import EntryDelta, ErrorDelta, ExceptionDelta, check_delta
 from phalanx.stats.limits import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
 
@@ -75,6 +76,10 @@ def test_decode_rejects_malformed_msgpack(data: bytes) -> None:
         decode_delta(data)
 
 
+def _reversed(indices: bytes) -> bytes:
+    return np.frombuffer(indices, dtype="<i4")[::-1].tobytes()
+
+
 def _entry(**changes: object) -> EntryDelta:
     return msgspec.structs.replace(sample_delta().entries[0], **changes)
 
@@ -103,7 +108,9 @@ def _invalid_deltas() -> list[tuple[StatsDelta, str]]:
             msgspec.structs.replace(
                 base,
                 entries=(
-                    _entry(histogram=msgspec.structs.replace(hist, indices=hist.indices[::-1])),
+                    _entry(
+                        histogram=msgspec.structs.replace(hist, indices=_reversed(hist.indices))
+                    ),
                 ),
             ),
             "increasing",
@@ -111,7 +118,7 @@ def _invalid_deltas() -> list[tuple[StatsDelta, str]]:
         (
             msgspec.structs.replace(
                 base,
-                entries=(_entry(histogram=msgspec.structs.replace(hist, counts=hist.counts[1:])),),
+                entries=(_entry(histogram=msgspec.structs.replace(hist, counts=hist.counts[4:])),),
             ),
             "length",
         ),
@@ -160,6 +167,13 @@ def _decodes_or_value_error(data: bytes) -> None:
     except ValueError:
         return
     check_delta(delta)  # whatever got through is valid
+    # ... and a master can merge it and read it, as the master does (trusted after decode)
+    errors = {e.histogram.relative_error for e in delta.entries} or {0.01}
+    aggregator = Aggregator(start=0.0, relative_error=errors.pop())
+    aggregator.apply(delta, received_at=1.0, checked=True)
+    aggregator.apply(delta, received_at=100.0, checked=True)
+    snapshot = aggregator.snapshot(100.0)
+    assert snapshot.total.num_requests == 2 * sum(e.num_requests for e in delta.entries)
 
 
 @settings(max_examples=500, deadline=None)

@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phalanx.stats import PERCENTILES
+from phalanx.stats.dense import MAX_WIRE_COUNT
 from phalanx.stats.histogram import (
     MAX_VALUE,
     MIN_VALUE,
@@ -25,6 +27,7 @@ from phalanx.stats.histogram import (
     HistogramWire,
     check_wire,
 )
+from phalanx.stats.layout import layout_for
 
 QUANTILES = (0.0, 0.001, 0.01, 0.1, 0.25, 0.333, 0.5, 0.75, *PERCENTILES)
 # Float rounding in log/pow may push a value a hair across its bucket edge.
@@ -178,7 +181,8 @@ def test_bucket_count_stays_bounded_over_the_whole_range() -> None:
         histogram.record(value)
         value *= 1.001
     limit = math.log(MAX_VALUE / MIN_VALUE) / math.log(1.01 / 0.99) + 3
-    assert len(histogram.to_wire().indices) <= limit
+    assert len(histogram.to_wire().buckets()) <= limit
+    assert len(histogram.to_wire().buckets()) == layout_for(0.01).size  # every bucket, once
 
 
 @pytest.mark.parametrize("relative_error", [0.0, 1e-300, 1e-5, -0.1, 0.5, 0.7, math.nan])
@@ -266,6 +270,14 @@ def test_wire_form_is_a_compact_array() -> None:
     assert len(msgspec.msgpack.encode(wire)) < 64
 
 
+def _indices(*values: int) -> bytes:
+    return np.array(values, dtype="<i4").tobytes()
+
+
+def _counts(*values: int) -> bytes:
+    return np.array(values, dtype="<u4").tobytes()
+
+
 def _valid_wire() -> HistogramWire:
     return _filled([0.01, 0.02, 0.5]).to_wire()
 
@@ -276,19 +288,21 @@ def _valid_wire() -> HistogramWire:
         ({"relative_error": 0.6}, "relative_error"),
         ({"relative_error": 0.0}, "relative_error"),
         ({"relative_error": 1e-300}, "relative_error"),
-        ({"count": -1}, "negative"),
-        ({"total_ns": -1}, "negative"),
-        ({"counts": (1, 1)}, "length"),
-        ({"counts": (1, 1, 2), "count": 4, "total_ns": 10}, "total"),
+        ({"count": -1}, r"count must be in"),
+        ({"count": MAX_WIRE_COUNT + 1}, r"count must be in"),
+        ({"total_ns": -1}, "total"),
+        ({"counts": _counts(1, 1)}, "length"),
+        ({"counts": b"\x01\x00\x00\x00" * 2 + b"\x01"}, "length"),
+        ({"counts": _counts(1, 1, 2), "count": 4, "total_ns": 10}, "total"),
         ({"count": 4}, "add up"),
-        ({"counts": (2, 0, 1)}, "positive"),
-        ({"indices": (5, 3, 9)}, "increasing"),
+        ({"counts": _counts(2, 0, 1)}, "positive"),
+        ({"indices": _indices(5, 3, 9)}, "increasing"),
         ({"min": 0.03}, "min and max"),
         ({"min": math.nan}, "min and max"),
         ({"max": MAX_VALUE * 2}, "min and max"),
         ({"min": 0.6, "max": 0.5}, "min and max"),
         ({"total_ns": 1}, "total"),
-        ({"indices": (), "counts": ()}, "buckets"),
+        ({"indices": b"", "counts": b""}, "buckets"),
     ],
 )
 def test_malformed_wire_is_rejected(changes: dict[str, object], message: str) -> None:

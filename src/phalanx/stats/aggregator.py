@@ -292,9 +292,12 @@ class Aggregator:
             # one worker cannot stretch everyone's current rate towards zero.
             length = min(delta.end - delta.start, self._window)
             span_start, span_end = received_at - length, received_at
-        packed = unpack(wires, self._layout)  # checked already when `checked`; cheap to redo
+        packed = unpack(wires, self._layout, checked=True)  # by decode_delta or check_delta
 
-        rows = [self._row_for(entry.method, entry.name) for entry in entries]
+        known = self._rows
+        rows = [known.get((entry.method, entry.name), -1) for entry in entries]
+        if -1 in rows:
+            rows = [self._row_for(entry.method, entry.name) for entry in entries]
         response_bytes = self._response_bytes
         total_ns = self._total_ns
         for row, entry in zip(rows, entries, strict=True):
@@ -479,27 +482,30 @@ def _add_entries(
     counts: NDArray[np.int64],
     lengths: NDArray[np.intp],
 ) -> None:
-    """Add the entries of a checked ``delta`` (their rows and unpacked buckets) to ``block``.
-
-    ``np.add.at`` and friends, not ``+=`` on a fancy index: two entries that fold
-    into the overflow row share a row and both must count.
-    """
+    """Add the entries of a checked ``delta`` (their rows and unpacked buckets) to ``block``."""
     block.reserve(rows_in_use)
-    row_array = np.array(rows, dtype=np.intp)
-    np.add.at(block.counts, (np.repeat(row_array, lengths), columns), counts)
     entries = delta.entries
-    np.add.at(block.failures, row_array, np.array([e.num_failures for e in entries], np.int64))
+    row_array = np.array(rows, dtype=np.intp)
+    bucket_rows = np.repeat(row_array, lengths)
+    failures = np.array([e.num_failures for e in entries], dtype=np.int64)
+    lows = np.array([e.histogram.min for e in entries])
+    highs = np.array([e.histogram.max for e in entries])
     nonempty = lengths > 0
-    if nonempty.all():
-        touched = row_array
-        lows = np.array([e.histogram.min for e in entries])
-        highs = np.array([e.histogram.max for e in entries])
-    else:
-        touched = row_array[nonempty]
-        lows = np.array([e.histogram.min for e in entries])[nonempty]
-        highs = np.array([e.histogram.max for e in entries])[nonempty]
-    np.minimum.at(block.lows, touched, lows)
-    np.maximum.at(block.highs, touched, highs)
+    if not nonempty.all():
+        row_array, failures = row_array[nonempty], failures[nonempty]
+        lows, highs = lows[nonempty], highs[nonempty]
+    if len(set(rows)) == len(rows):
+        # Distinct rows (the usual case): each (row, column) appears once, so plain fancy
+        # indexing adds correctly, at a fraction of the cost of the ufunc.at calls.
+        block.counts[bucket_rows, columns] += counts
+        block.failures[row_array] += failures
+        block.lows[row_array] = np.minimum(block.lows[row_array], lows)
+        block.highs[row_array] = np.maximum(block.highs[row_array], highs)
+    else:  # entries folded into the overflow row share it: every one must count
+        np.add.at(block.counts, (bucket_rows, columns), counts)
+        np.add.at(block.failures, row_array, failures)
+        np.minimum.at(block.lows, row_array, lows)
+        np.maximum.at(block.highs, row_array, highs)
 
 
 def _with_total_row(block: _Block, columns: int) -> _Block:

@@ -36,10 +36,11 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import NewType, Self
+from typing import Final, NewType, Self
 
 import zmq
 import zmq.asyncio
@@ -59,9 +60,9 @@ from phalanx.transport.limits import LinkLimits
 from phalanx.transport.modes import CurveServer, MasterSecurity, PlaintextDev
 from phalanx.transport.sockets import (
     RawMessage,
+    ReadyWaiter,
     apply_common_options,
     read_message,
-    wait_readable,
 )
 from phalanx.transport.zap import (
     DOMAIN,
@@ -86,6 +87,10 @@ def describe(worker: WorkerKey) -> str:
         return fingerprint(worker)
     except ValueError:
         return "<invalid key>"
+
+
+YIELD_INTERVAL_S: Final = 0.002
+"""Longest a stream of incoming messages keeps :meth:`MasterSocket.recv` from yielding."""
 
 
 class MasterSocket:
@@ -122,6 +127,8 @@ class MasterSocket:
         self.on_refused: Callable[[str, str], None] | None = None
         """Called with (key fingerprint, address) when ZAP refuses a key (rate-limited as
         its log line is: once a minute per key)."""
+        self._readable: ReadyWaiter | None = None
+        self._yielded_at = -math.inf
         self.drained_at = clock()
         """When a read last found no message waiting (``clock`` time): every message that
         had arrived by then has been returned or dropped."""
@@ -183,6 +190,7 @@ class MasterSocket:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+            self._readable = None
             self._sync = None
         task = self._zap_task
         self._zap_task = None
@@ -196,6 +204,7 @@ class MasterSocket:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+            self._readable = None
             self._sync = None
         if self._zap is not None:
             self._zap.close()
@@ -205,11 +214,19 @@ class MasterSocket:
             self._context = None
 
     async def recv(self, timeout: float) -> tuple[WorkerKey, WorkerMessage] | None:  # noqa: ASYNC109
-        """The next valid message and its sender's key, or None after ``timeout`` seconds."""
-        socket, sync = self._require_open()
+        """The next valid message and its sender's key, or None after ``timeout`` seconds.
+
+        A busy link cannot starve the event loop: a call yields to it whenever
+        :data:`YIELD_INTERVAL_S` has passed since the last time it did (or waited),
+        so other tasks run at least that often while messages keep coming.
+        """
+        _socket, sync = self._require_open()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        await asyncio.sleep(0)  # one yield per call: a busy link cannot starve the loop
+        now = loop.time()
+        deadline = now + timeout
+        if now - self._yielded_at >= YIELD_INTERVAL_S:
+            await asyncio.sleep(0)
+            self._yielded_at = loop.time()
         while True:
             self._check_zap()
             raw = read_message(sync, self._limits.max_frames)
@@ -221,12 +238,13 @@ class MasterSocket:
                     self.received += 1
                     return item
                 self.dropped += 1
-                await asyncio.sleep(0)  # a flood of bad frames yields too
+                await asyncio.sleep(0)  # a flood of bad frames yields at each one
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
             if raw is None:
-                await wait_readable(socket, remaining)
+                await self._require_readable().wait(remaining)
+                self._yielded_at = loop.time()
 
     def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
         """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""
@@ -279,6 +297,12 @@ class MasterSocket:
         if self._socket is None or self._sync is None:
             raise RuntimeError("MasterSocket is not open")
         return self._socket, self._sync
+
+    def _require_readable(self) -> ReadyWaiter:
+        if self._readable is None:
+            socket, _sync = self._require_open()
+            self._readable = ReadyWaiter(socket, zmq.POLLIN)
+        return self._readable
 
     def _check_zap(self) -> None:
         task = self._zap_task

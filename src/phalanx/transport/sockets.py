@@ -57,6 +57,26 @@ async def wait_writable(socket: zmq.asyncio.Socket, seconds: float) -> bool:
     return await _wait(socket, zmq.POLLOUT, seconds)
 
 
+class ReadyWaiter:
+    """Waits for one event of one socket, with one poller kept for every wait.
+
+    A busy master waits thousands of times per second; building and
+    registering a new poller each time was a measurable share of its loop.
+    """
+
+    __slots__ = ("_event", "_poller")
+
+    def __init__(self, socket: zmq.asyncio.Socket, event: int) -> None:
+        self._event = event
+        self._poller = zmq.asyncio.Poller()
+        self._poller.register(socket, event)
+
+    async def wait(self, seconds: float) -> bool:
+        """True once the event is ready, False after ``seconds``."""
+        ready = await self._poller.poll(ms(seconds))
+        return any(flags & self._event for _socket, flags in ready)
+
+
 async def _wait(socket: zmq.asyncio.Socket, event: int, seconds: float) -> bool:
     poller = zmq.asyncio.Poller()
     poller.register(socket, event)

@@ -76,7 +76,10 @@ def plan_for(target: TargetServer, **changes: object) -> ClusterPlan:
     base = ClusterPlan(classes=SPECS, host=target.url, users=8, spawn_rate=200.0,
                        run_time=1.5, expect_workers=2, expect_workers_timeout=10.0,
                        heartbeat_interval=0.2, heartbeat_timeout=2.0, stats_interval=0.2,
-                       final_grace=5.0)
+                       final_grace=5.0,
+                       # users finish the request they are in when a run stops: a request
+                       # cut mid-flight reached the target but has no outcome to count
+                       stop_timeout=5.0)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

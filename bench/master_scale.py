@@ -154,6 +154,7 @@ _MISSING: Final = "is missing"
 _PROBLEM_LINE: Final = re.compile(r"\b(warning|error|critical|traceback|exception)\b", re.I)
 _FLOAT64: Final = 0xCB
 _DELTA_HEAD: Final = struct.Struct(">Bd")
+_ARRAY16: Final = b"\xdc\x00\x10"  # msgpack array of 16: the columnar delta's fields
 
 
 # ---------------------------------------------------------------- CPU and pinning
@@ -230,8 +231,8 @@ class DeltaTemplate:
     requests: int
 
     def stamp(self, start: float, end: float) -> bytes:
-        """The encoded delta for ``[start, end]`` (msgpack: array of 5, two float64 first)."""
-        return b"\x95" + _DELTA_HEAD.pack(_FLOAT64, start) + _DELTA_HEAD.pack(_FLOAT64, end) \
+        """The encoded delta for ``[start, end]`` (msgpack: array of 16, two float64 first)."""
+        return _ARRAY16 + _DELTA_HEAD.pack(_FLOAT64, start) + _DELTA_HEAD.pack(_FLOAT64, end) \
             + self.body
 
 
@@ -255,10 +256,10 @@ def build_templates(variants: int, seed: int) -> tuple[DeltaTemplate, ...]:
                 recorder.record(method, name, elapsed, rng.randint(200, 8000), failure)
         delta = recorder.take_delta(1.0)
         data = encode_delta(delta)
-        if data[0] != 0x95 or data[1] != _FLOAT64 or data[10] != _FLOAT64:
+        if data[:3] != _ARRAY16 or data[3] != _FLOAT64 or data[12] != _FLOAT64:
             raise RuntimeError("unexpected StatsDelta encoding: cannot patch its timestamps")
-        template = DeltaTemplate(data[19:], sum(e.num_requests for e in delta.entries))
-        check = decode_delta(template.stamp(12.5, 15.5))
+        template = DeltaTemplate(data[21:], sum(e.num_requests for e in delta.entries))
+        check = decode_delta(template.stamp(12.5, 15.5)).to_stats_delta()
         if (check.start, check.end, check.entries) != (12.5, 15.5, delta.entries):
             raise RuntimeError("patched StatsDelta does not decode to the original")
         templates.append(template)

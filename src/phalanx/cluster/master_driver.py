@@ -532,7 +532,7 @@ class MasterDriver:
             return  # never admitted in this run: its numbers are not ours
         try:
             delta = decode_delta(stats.delta)  # validates every invariant
-            self._aggregator.apply(delta, received_at=now, checked=True)
+            self._aggregator.apply(delta, received_at=now)
         except ValueError as exc:
             member.bad_stats += 1
             if member.bad_stats == 1:

@@ -3,7 +3,7 @@
 Data flows one way through this package::
 
     RequestRecorder calls -> Recorder (worker) -> StatsDelta -> encode_delta
-    -> bytes -> decode_delta -> Aggregator (master) -> StatsSnapshot
+    -> bytes -> decode_delta -> PackedDelta -> Aggregator (master) -> StatsSnapshot
 
 :class:`Histogram` holds all latency math; :mod:`phalanx.stats.limits` holds
 the size limits and overflow names shared by both ends.
@@ -14,6 +14,7 @@ from phalanx.stats.delta import (
     EntryDelta,
     ErrorDelta,
     ExceptionDelta,
+    PackedDelta,
     StatsDelta,
     decode_delta,
     encode_delta,
@@ -39,6 +40,7 @@ __all__ = [
     "ExceptionSnapshot",
     "Histogram",
     "HistogramWire",
+    "PackedDelta",
     "Recorder",
     "StatsDelta",
     "StatsSnapshot",

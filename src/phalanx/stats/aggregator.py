@@ -42,9 +42,9 @@ nanoseconds) are added in Python, once per entry. A slot that leaves the
 window (``window`` behind the latest span end seen) is added to the archive
 once. ``snapshot`` adds at most ``max_recent`` blocks and reads every
 percentile of every row in one pass, so its cost does not grow with the
-number of workers or deltas. ``apply`` trusts a delta that
-:func:`~phalanx.stats.delta.decode_delta` already validated when called with
-``checked=True``; otherwise it validates it first.
+number of workers or deltas. ``apply`` trusts a
+:class:`~phalanx.stats.delta.PackedDelta` (only
+:func:`~phalanx.stats.delta.decode_delta` makes one, after checking it).
 
 Memory: a block is 8 bytes per row and bucket column (about 10 KB per
 entry at the default 1 % error), so a master that tracks 100 entries holds
@@ -66,9 +66,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from phalanx.stats.delta import StatsDelta, check_delta
+from phalanx.stats.delta import PackedDelta, StatsDelta, check_delta
 from phalanx.stats.dense import percentiles as dense_percentiles
-from phalanx.stats.dense import unpack
 from phalanx.stats.histogram import Histogram
 from phalanx.stats.layout import DEFAULT_RELATIVE_ERROR, NS_PER_S, BucketLayout, layout_for
 from phalanx.stats.limits import (
@@ -262,57 +261,56 @@ class Aggregator:
         self._recent: dict[int, _Slot] = {}
         self._latest_end = -math.inf
 
-    def apply(self, delta: StatsDelta, *, received_at: float | None = None,
-              checked: bool = False) -> None:
+    def apply(self, delta: PackedDelta | StatsDelta, *,
+              received_at: float | None = None) -> None:
         """Merge ``delta`` into the run totals and the window.
 
+        A :class:`~phalanx.stats.delta.PackedDelta` (what
+        :func:`~phalanx.stats.delta.decode_delta` returns) is already checked;
+        a :class:`~phalanx.stats.delta.StatsDelta` is checked and packed first
+        (:func:`~phalanx.stats.delta.check_delta`).
+
         Raises ``ValueError`` (and changes nothing) if ``delta`` breaks an
-        invariant of :mod:`phalanx.stats.delta` (not re-checked when
-        ``checked``: it came from :func:`~phalanx.stats.delta.decode_delta`),
-        if one of its histograms has another relative error than this
-        aggregator, or if ``received_at`` is not finite.
+        invariant of :mod:`phalanx.stats.delta`, if its histograms have
+        another relative error than this aggregator, or if ``received_at`` is
+        not finite.
         """
-        if not checked:
-            check_delta(delta)
-        relative_error = self._layout.relative_error
-        entries = delta.entries
-        wires = [entry.histogram for entry in entries]
-        for wire in wires:
-            if wire.relative_error != relative_error:
-                raise ValueError(
-                    f"delta histogram relative error {wire.relative_error}"
-                    f" differs from the aggregator's {relative_error}"
-                )
+        packed = delta if isinstance(delta, PackedDelta) else check_delta(delta)
+        if packed.names and packed.relative_error != self._layout.relative_error:
+            raise ValueError(
+                f"delta histogram relative error {packed.relative_error}"
+                f" differs from the aggregator's {self._layout.relative_error}"
+            )
         if received_at is None:
-            span_start, span_end = delta.start, delta.end
+            span_start, span_end = packed.start, packed.end
         else:
             if not math.isfinite(received_at):
                 raise ValueError(f"received_at must be finite, got {received_at!r}")
             # A peer's own clock says how long its delta lasted: at most one window, so
             # one worker cannot stretch everyone's current rate towards zero.
-            length = min(delta.end - delta.start, self._window)
+            length = min(packed.end - packed.start, self._window)
             span_start, span_end = received_at - length, received_at
-        packed = unpack(wires, self._layout, checked=True)  # by decode_delta or check_delta
 
+        keys = list(zip(packed.methods, packed.names, strict=True))
         known = self._rows
-        rows = [known.get((entry.method, entry.name), -1) for entry in entries]
+        rows = [known.get(key, -1) for key in keys]
         if -1 in rows:
-            rows = [self._row_for(entry.method, entry.name) for entry in entries]
+            rows = [self._row_for(method, name) for method, name in keys]
         response_bytes = self._response_bytes
         total_ns = self._total_ns
-        for row, entry in zip(rows, entries, strict=True):
-            response_bytes[row] += entry.response_bytes
-            total_ns[row] += entry.histogram.total_ns
+        for row, sent, nanoseconds in zip(rows, packed.response_bytes, packed.total_ns,
+                                          strict=True):
+            response_bytes[row] += sent
+            total_ns[row] += nanoseconds
         if span_end > self._latest_end - self._window:
             block = self._slot_for(span_start, span_end).block
         else:  # already older than the window: straight into the run
             block = self._archive
-        if entries:
-            _add_entries(block, len(self._keys), rows, delta, packed.columns, packed.counts,
-                         packed.lengths)
-        for error in delta.errors:
+        if rows:
+            _add_entries(block, len(self._keys), rows, packed)
+        for error in packed.errors:
             self._errors.add((error.method, error.name, error.kind, error.message), error.count)
-        for exc in delta.exceptions:
+        for exc in packed.exceptions:
             self._exceptions.add((exc.task, exc.error_type, exc.message, exc.location), exc.count)
         if span_end > self._latest_end:
             self._latest_end = span_end
@@ -473,23 +471,14 @@ class Aggregator:
         return row
 
 
-def _add_entries(
-    block: _Block,
-    rows_in_use: int,
-    rows: list[int],
-    delta: StatsDelta,
-    columns: NDArray[np.intp],
-    counts: NDArray[np.int64],
-    lengths: NDArray[np.intp],
-) -> None:
-    """Add the entries of a checked ``delta`` (their rows and unpacked buckets) to ``block``."""
+def _add_entries(block: _Block, rows_in_use: int, rows: list[int], delta: PackedDelta) -> None:
+    """Add the entries of ``delta`` (in ``rows``) to ``block``."""
     block.reserve(rows_in_use)
-    entries = delta.entries
+    buckets = delta.buckets
+    lengths = buckets.lengths
     row_array = np.array(rows, dtype=np.intp)
     bucket_rows = np.repeat(row_array, lengths)
-    failures = np.array([e.num_failures for e in entries], dtype=np.int64)
-    lows = np.array([e.histogram.min for e in entries])
-    highs = np.array([e.histogram.max for e in entries])
+    failures, lows, highs = delta.failures, delta.lows, delta.highs
     nonempty = lengths > 0
     if not nonempty.all():
         row_array, failures = row_array[nonempty], failures[nonempty]
@@ -497,12 +486,12 @@ def _add_entries(
     if len(set(rows)) == len(rows):
         # Distinct rows (the usual case): each (row, column) appears once, so plain fancy
         # indexing adds correctly, at a fraction of the cost of the ufunc.at calls.
-        block.counts[bucket_rows, columns] += counts
+        block.counts[bucket_rows, buckets.columns] += buckets.counts
         block.failures[row_array] += failures
         block.lows[row_array] = np.minimum(block.lows[row_array], lows)
         block.highs[row_array] = np.maximum(block.highs[row_array], highs)
     else:  # entries folded into the overflow row share it: every one must count
-        np.add.at(block.counts, (bucket_rows, columns), counts)
+        np.add.at(block.counts, (bucket_rows, buckets.columns), buckets.counts)
         np.add.at(block.failures, row_array, failures)
         np.minimum.at(block.lows, row_array, lows)
         np.maximum.at(block.highs, row_array, highs)

@@ -3,13 +3,19 @@
 A :class:`StatsDelta` holds everything one :class:`~phalanx.stats.recorder.Recorder`
 saw during the interval ``[start, end)``: one :class:`EntryDelta` per
 (method, name) with its latency histogram, and the counted errors and task
-exceptions. The structs are ``array_like`` msgspec Structs, so msgpack carries
-field values without field names.
+exceptions. That object form is what recorders produce and people read.
+
+On the wire a delta is *columnar* (:class:`DeltaWire`): one packed array per
+entry field and one for all the buckets of all the entries, so a master that
+merges hundreds of deltas per second reads one with a fixed number of numpy
+calls and no Python object per entry or bucket. :func:`encode_delta` writes
+that form; :func:`decode_delta` reads it into a :class:`PackedDelta`, the
+validated arrays the :class:`~phalanx.stats.aggregator.Aggregator` merges.
 
 Deltas cross a trust boundary (worker to master). :func:`decode_delta` is the
 only way in from bytes: it enforces a size limit, decodes strictly against the
-schema and then checks every invariant with :func:`check_delta`, raising
-``ValueError`` (and nothing else) on any bad input.
+schema and then checks every invariant, raising ``ValueError`` (and nothing
+else) on any bad input. A :class:`PackedDelta` exists only once checked.
 
 Invariants of a valid delta
 ---------------------------
@@ -17,29 +23,47 @@ Invariants of a valid delta
 - every entry: ``num_requests == histogram.count``,
   ``0 <= num_failures <= num_requests``, ``response_bytes >= 0`` and a
   well-formed histogram (see :func:`phalanx.stats.histogram.check_wire`);
-  all the histograms of one delta have the same relative error. They are
-  checked together, with a fixed number of numpy calls
-  (:func:`phalanx.stats.dense.unpack`).
+  all the histograms of one delta have the same relative error.
 - every error and exception row has ``count >= 1``.
 - text fields are no longer than the limits in :mod:`phalanx.stats.limits`.
+
+The wire also bounds what one entry of one delta may hold: fewer than
+``2**32`` requests and failures, and byte and nanosecond sums below
+``2**64`` (:func:`encode_delta` raises ``ValueError`` beyond; a worker
+reports every few seconds, far below).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import msgspec
+import numpy as np
 
-from phalanx.stats.dense import unpack
+from phalanx.stats.dense import (
+    COUNT_DTYPE,
+    INDEX_DTYPE,
+    HistogramColumns,
+    PackedBuckets,
+    check_columns,
+)
 from phalanx.stats.histogram import HistogramWire
-from phalanx.stats.layout import layout_for
+from phalanx.stats.layout import DEFAULT_RELATIVE_ERROR, layout_for
 from phalanx.stats.limits import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 DEFAULT_MAX_DELTA_BYTES: Final = 16 * 1024 * 1024
 
+_U4: Final = np.dtype("<u4")
+_U8: Final = np.dtype("<u8")
+_F8: Final = np.dtype("<f8")
 
-class EntryDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+
+class EntryDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Requests to one (method, name) during the interval."""
 
     method: str
@@ -50,7 +74,8 @@ class EntryDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     histogram: HistogramWire
 
 
-class ErrorDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+class ErrorDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True,
+                 gc=False):
     """How many failed requests of one (method, name) had this kind and message."""
 
     method: str
@@ -60,7 +85,8 @@ class ErrorDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     count: int
 
 
-class ExceptionDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+class ExceptionDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True,
+                     gc=False):
     """How many times a user task raised this exception at this location."""
 
     task: str
@@ -70,7 +96,7 @@ class ExceptionDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknow
     count: int
 
 
-class StatsDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+class StatsDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything recorded during ``[start, end)`` (seconds, the recorder's clock)."""
 
     start: float
@@ -80,67 +106,229 @@ class StatsDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
     exceptions: tuple[ExceptionDelta, ...]
 
 
+class DeltaWire(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True,
+                gc=False):
+    """The columnar wire form: entry ``i`` is element ``i`` of every column.
+
+    Columns are packed little-endian: ``requests``, ``failures`` and
+    ``bucket_lengths`` uint32, ``response_bytes`` and ``total_ns`` uint64,
+    ``lows`` and ``highs`` float64 (each histogram's min and max); the
+    buckets of all entries, in entry order, are ``bucket_indices`` (int32)
+    and ``bucket_counts`` (uint32).
+    """
+
+    start: float
+    end: float
+    relative_error: float
+    methods: tuple[str, ...]
+    names: tuple[str, ...]
+    requests: bytes
+    failures: bytes
+    response_bytes: bytes
+    total_ns: bytes
+    lows: bytes
+    highs: bytes
+    bucket_lengths: bytes
+    bucket_indices: bytes
+    bucket_counts: bytes
+    errors: tuple[ErrorDelta, ...]
+    exceptions: tuple[ExceptionDelta, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PackedDelta:
+    """A checked delta as arrays: what :func:`decode_delta` returns and a master merges.
+
+    Entry ``i`` is (``methods[i]``, ``names[i]``) with ``requests[i]``,
+    ``failures[i]``, ``response_bytes[i]`` and ``total_ns[i]`` (exact Python
+    integers), min ``lows[i]`` and max ``highs[i]``, and
+    ``buckets.lengths[i]`` buckets in ``buckets``.
+    """
+
+    start: float
+    end: float
+    relative_error: float
+    methods: tuple[str, ...]
+    names: tuple[str, ...]
+    requests: NDArray[np.int64]
+    failures: NDArray[np.int64]
+    response_bytes: list[int]
+    total_ns: list[int]
+    lows: NDArray[np.float64]
+    highs: NDArray[np.float64]
+    buckets: PackedBuckets
+    errors: tuple[ErrorDelta, ...]
+    exceptions: tuple[ExceptionDelta, ...]
+
+    def to_stats_delta(self) -> StatsDelta:
+        """The object form (one :class:`EntryDelta` per entry), equal to what was encoded."""
+        layout = layout_for(self.relative_error)
+        entries = []
+        offset = 0
+        lengths = self.buckets.lengths.tolist()
+        for i, (method, name) in enumerate(zip(self.methods, self.names, strict=True)):
+            end = offset + lengths[i]
+            indices = self.buckets.columns[offset:end] + layout.zero_index
+            count = int(self.requests[i])
+            histogram = HistogramWire(
+                relative_error=self.relative_error,
+                count=count,
+                total_ns=self.total_ns[i],
+                min=float(self.lows[i]),
+                max=float(self.highs[i]),
+                indices=indices.astype(INDEX_DTYPE).tobytes(),
+                counts=self.buckets.counts[offset:end].astype(COUNT_DTYPE).tobytes(),
+            )
+            entries.append(EntryDelta(method, name, count, int(self.failures[i]),
+                                      self.response_bytes[i], histogram))
+            offset = end
+        return StatsDelta(self.start, self.end, tuple(entries), self.errors, self.exceptions)
+
+
 def encode_delta(delta: StatsDelta) -> bytes:
-    """``delta`` as msgpack bytes."""
-    return msgspec.msgpack.encode(delta)
+    """``delta`` in its columnar wire form, as msgpack bytes.
+
+    Raises ``ValueError`` if the wire cannot carry it: histograms with
+    different relative errors, ``num_requests`` other than the histogram's
+    count, or a value beyond the wire bounds of the module docstring.
+    """
+    entries = delta.entries
+    relative_error = entries[0].histogram.relative_error if entries else DEFAULT_RELATIVE_ERROR
+    try:
+        for entry in entries:
+            if entry.histogram.relative_error != relative_error:
+                raise ValueError("the histograms of one stats delta must share one relative error")
+            if entry.num_requests != entry.histogram.count:
+                raise ValueError(
+                    f"entry {entry.name!r}: num_requests differs from the histogram count"
+                )
+            if not 0 <= entry.num_failures <= entry.num_requests:
+                raise ValueError(f"entry {entry.name!r}: num_failures must be in [0, num_requests]")
+            if entry.response_bytes < 0:
+                raise ValueError(f"entry {entry.name!r}: response_bytes must not be negative")
+        wires = [entry.histogram for entry in entries]
+        wire = DeltaWire(
+            start=delta.start,
+            end=delta.end,
+            relative_error=relative_error,
+            methods=tuple(entry.method for entry in entries),
+            names=tuple(entry.name for entry in entries),
+            requests=np.array([e.num_requests for e in entries], dtype=_U4).tobytes(),
+            failures=np.array([e.num_failures for e in entries], dtype=_U4).tobytes(),
+            response_bytes=np.array([e.response_bytes for e in entries], dtype=_U8).tobytes(),
+            total_ns=np.array([w.total_ns for w in wires], dtype=_U8).tobytes(),
+            lows=np.array([w.min for w in wires], dtype=_F8).tobytes(),
+            highs=np.array([w.max for w in wires], dtype=_F8).tobytes(),
+            bucket_lengths=np.array([len(w.indices) // INDEX_DTYPE.itemsize for w in wires],
+                                    dtype=_U4).tobytes(),
+            bucket_indices=b"".join([w.indices for w in wires]),
+            bucket_counts=b"".join([w.counts for w in wires]),
+            errors=delta.errors,
+            exceptions=delta.exceptions,
+        )
+    except OverflowError:
+        raise ValueError("a stats delta field is beyond what the wire carries") from None
+    return msgspec.msgpack.encode(wire)
 
 
 def decode_delta(
     data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_DELTA_BYTES
-) -> StatsDelta:
+) -> PackedDelta:
     """Decode and validate msgpack bytes from an untrusted peer.
 
     Raises ``ValueError`` if ``data`` is longer than ``max_bytes``, is not a
-    msgpack encoding of a :class:`StatsDelta` (strict types, no extra
+    msgpack encoding of a :class:`DeltaWire` (strict types, no extra
     fields), or breaks an invariant listed in the module docstring.
     """
     size = memoryview(data).nbytes
     if size > max_bytes:
         raise ValueError(f"stats delta of {size} bytes is over the limit of {max_bytes} bytes")
     try:
-        delta = msgspec.msgpack.decode(data, type=StatsDelta, strict=True)
+        wire = msgspec.msgpack.decode(data, type=DeltaWire, strict=True)
     except msgspec.MsgspecError as exc:
         raise ValueError(f"malformed stats delta: {exc}") from None
     except RecursionError:  # pragma: no cover - the schema bounds nesting; defence in depth
         raise ValueError("malformed stats delta: nested too deeply") from None
-    check_delta(delta)
-    return delta
+    return _check(wire)
 
 
-def check_delta(delta: StatsDelta) -> None:
-    """Raise ``ValueError`` unless ``delta`` satisfies every documented invariant."""
-    if not (math.isfinite(delta.start) and math.isfinite(delta.end)):
+def check_delta(delta: StatsDelta) -> PackedDelta:
+    """Raise ``ValueError`` unless ``delta`` satisfies every documented invariant.
+
+    Returns the delta as the master would receive it (through its wire form).
+    """
+    return decode_delta(encode_delta(delta), max_bytes=2**63)
+
+
+def _column(data: bytes, dtype: np.dtype[np.generic], length: int, name: str) -> NDArray[
+        np.generic]:
+    if len(data) != length * dtype.itemsize:
+        raise ValueError(f"stats delta column {name} does not hold {length} values")
+    return np.frombuffer(data, dtype=dtype)
+
+
+def _check(wire: DeltaWire) -> PackedDelta:
+    if not (math.isfinite(wire.start) and math.isfinite(wire.end)):
         raise ValueError("stats delta start and end must be finite")
-    if delta.end < delta.start:
+    if wire.end < wire.start:
         raise ValueError("stats delta ends before it starts")
-    entries = delta.entries
-    for entry in entries:
-        if len(entry.method) > MAX_NAME_LENGTH or len(entry.name) > MAX_NAME_LENGTH:
-            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
-        if entry.num_requests != entry.histogram.count:
-            raise ValueError(f"entry {entry.name!r}: num_requests differs from the histogram count")
-        if not 0 <= entry.num_failures <= entry.num_requests:
-            raise ValueError(f"entry {entry.name!r}: num_failures must be in [0, num_requests]")
-        if entry.response_bytes < 0:
-            raise ValueError(f"entry {entry.name!r}: response_bytes must not be negative")
-    if entries:
-        relative_error = entries[0].histogram.relative_error
-        if any(entry.histogram.relative_error != relative_error for entry in entries):
-            raise ValueError("the histograms of one stats delta must share one relative error")
-        try:
-            unpack([entry.histogram for entry in entries], layout_for(relative_error))
-        except ValueError as exc:
-            raise ValueError(f"stats delta histograms: {exc}") from None
-    for error in delta.errors:
+    layout = layout_for(wire.relative_error)  # ValueError when out of range
+    entries = len(wire.names)
+    if len(wire.methods) != entries:
+        raise ValueError("stats delta has not as many methods as names")
+    if max(map(len, wire.methods), default=0) > MAX_NAME_LENGTH or max(
+            map(len, wire.names), default=0) > MAX_NAME_LENGTH:
+        raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
+    requests = _column(wire.requests, _U4, entries, "requests").astype(np.int64)
+    failures = _column(wire.failures, _U4, entries, "failures").astype(np.int64)
+    response_bytes = _column(wire.response_bytes, _U8, entries, "response_bytes")
+    total_ns = _column(wire.total_ns, _U8, entries, "total_ns")
+    lows = _column(wire.lows, _F8, entries, "lows")
+    highs = _column(wire.highs, _F8, entries, "highs")
+    lengths = _column(wire.bucket_lengths, _U4, entries, "bucket_lengths").astype(np.intp)
+    buckets = int(lengths.sum())
+    indices = _column(wire.bucket_indices, INDEX_DTYPE, buckets, "bucket_indices")
+    counts = _column(wire.bucket_counts, COUNT_DTYPE, buckets, "bucket_counts")
+    if (failures > requests).any():
+        raise ValueError(f"entry {_first_name(wire, failures > requests)}: num_failures must be"
+                         " in [0, num_requests]")
+    try:
+        packed = check_columns(
+            HistogramColumns(requests, lows, highs, total_ns, lengths, indices, counts),  # type: ignore[arg-type]
+            layout,
+        )
+    except ValueError as exc:
+        raise ValueError(f"stats delta: {exc}") from None
+    for error in wire.errors:
         _check_names(error.method, error.name, error.kind)
         _check_message(error.message)
         if error.count < 1:
             raise ValueError("error count must be at least 1")
-    for exception in delta.exceptions:
+    for exception in wire.exceptions:
         _check_names(exception.task, exception.error_type, exception.location)
         _check_message(exception.message)
         if exception.count < 1:
             raise ValueError("exception count must be at least 1")
+    return PackedDelta(
+        start=wire.start,
+        end=wire.end,
+        relative_error=layout.relative_error,
+        methods=wire.methods,
+        names=wire.names,
+        requests=requests,
+        failures=failures,
+        response_bytes=response_bytes.tolist(),
+        total_ns=total_ns.tolist(),
+        lows=lows,  # type: ignore[arg-type]
+        highs=highs,  # type: ignore[arg-type]
+        buckets=packed,
+        errors=wire.errors,
+        exceptions=wire.exceptions,
+    )
+
+
+def _first_name(wire: DeltaWire, mask: NDArray[np.bool_]) -> str:
+    return repr(wire.names[int(np.flatnonzero(mask)[0])])
 
 
 def _check_names(*texts: str) -> None:

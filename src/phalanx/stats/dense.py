@@ -16,13 +16,12 @@ A matrix row is one histogram; its columns are the buckets of a
 
 Wire buckets
 ------------
-:class:`~phalanx.stats.histogram.HistogramWire` carries its buckets as two
-byte strings: ``indices`` little-endian int32 and ``counts`` little-endian
-uint32, so a whole delta's buckets become two arrays without one Python
-object per bucket. :func:`unpack` is the only reader of those bytes and
-checks every invariant of the wire form (listed on
-:func:`~phalanx.stats.histogram.check_wire`) before it returns columns that
-are guaranteed to lie in ``[0, size)``.
+Bucket indices travel as little-endian int32 and counts as little-endian
+uint32 (:data:`INDEX_DTYPE`, :data:`COUNT_DTYPE`), so a whole delta's buckets
+become two arrays without one Python object per bucket.
+:func:`check_columns` checks every invariant of a histogram (listed on
+:func:`~phalanx.stats.histogram.check_wire`) for many histograms at once,
+and returns layout columns guaranteed to lie in ``[0, size)``.
 
 Exactness
 ---------
@@ -56,7 +55,6 @@ from phalanx.stats.layout import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from phalanx.stats.histogram import HistogramWire
 
 INDEX_DTYPE: Final = np.dtype("<i4")
 """Wire dtype of bucket indices."""
@@ -76,7 +74,7 @@ def _column_values(relative_error: float) -> NDArray[np.float64]:
 
 @dataclass(frozen=True, slots=True)
 class PackedBuckets:
-    """The buckets of a sequence of wire histograms, concatenated in order.
+    """The buckets of a sequence of histograms, concatenated in order.
 
     ``lengths[i]`` buckets belong to histogram ``i`` (0 for an empty one);
     ``columns`` are layout columns in ``[0, size)``, strictly increasing
@@ -88,42 +86,70 @@ class PackedBuckets:
     lengths: NDArray[np.intp]
 
 
-def unpack(
-    wires: Sequence[HistogramWire], layout: BucketLayout, *, checked: bool = False
-) -> PackedBuckets:
-    """Check every wire histogram of ``wires`` and return their buckets as arrays.
+@dataclass(frozen=True, slots=True)
+class HistogramColumns:
+    """Many histograms, one array per field (histogram ``i`` is element ``i`` of each).
+
+    ``totals_ns`` are uint64; ``indices`` and ``counts`` hold every bucket of
+    every histogram in order, ``lengths[i]`` of them for histogram ``i``.
+    """
+
+    count: NDArray[np.int64]
+    lows: NDArray[np.float64]
+    highs: NDArray[np.float64]
+    totals_ns: NDArray[np.uint64]
+    lengths: NDArray[np.intp]
+    indices: NDArray[np.int32]
+    counts: NDArray[np.uint32]
+
+
+def check_columns(columns: HistogramColumns, layout: BucketLayout) -> PackedBuckets:
+    """Check every histogram of ``columns`` and return their buckets as layout columns.
 
     Raises ``ValueError`` naming the first broken invariant (see
     :func:`~phalanx.stats.histogram.check_wire`) and the position of the
-    histogram; ``wires`` must all have ``layout``'s relative error (the
-    caller checks that). With ``checked``, ``wires`` already passed this
-    check and only the arrays are built.
+    histogram. The caller guarantees the arrays' own shapes: one element per
+    histogram, ``sum(lengths)`` buckets, counts below ``2**32``.
 
     The bucket of ``min`` and ``max`` is computed with numpy's ``log2`` and
     recomputed with ``math.log2`` where they disagree with the first or last
     bucket, so a value exactly on a bucket edge is judged as
     :meth:`~phalanx.stats.histogram.Histogram.record` placed it.
     """
-    index_bytes = [wire.indices for wire in wires]
-    lengths = np.array([len(data) for data in index_bytes], dtype=np.intp)
-    scalars = None if checked else _check_scalars(wires, lengths)
-    lengths >>= 2
-    indices = np.frombuffer(b"".join(index_bytes), dtype=INDEX_DTYPE).astype(np.intp)
-    counts = np.frombuffer(b"".join([wire.counts for wire in wires]), dtype=COUNT_DTYPE)
-    counts64: NDArray[np.int64] = counts.astype(np.int64)
-    if scalars is not None and indices.size:
-        _check_buckets(layout, lengths, indices, counts64, scalars)
+    count = columns.count
+    lows = columns.lows
+    highs = columns.highs
+    lengths = columns.lengths
+    full = count > 0
+    if not full.all():
+        empty = ~full
+        bad = empty & ((lengths != 0) | (columns.totals_ns != 0) | (lows != 0.0) | (highs != 0.0))
+        if bad.any():
+            _fail(_first(bad), "an empty histogram must have no buckets and zero min, max, total")
+    in_range = (lows >= 0.0) & (lows <= highs) & (highs <= MAX_VALUE)
+    if not in_range.all() and (~in_range & full).any():
+        _fail(_first(~in_range & full), "min and max must satisfy 0 <= min <= max <= MAX_VALUE")
+    if ((lengths == 0) & full).any():
+        _fail(_first((lengths == 0) & full), "a non-empty histogram must have buckets")
+    # total_ns in [count * floor(min ns), count * floor(max ns)]: in floats where it is
+    # clearly inside, exactly (Python integers) for the rest; count 1 is always on a bound.
+    sums = columns.totals_ns.astype(np.float64)
+    low_bound = np.floor(lows * NS_PER_S) * count
+    high_bound = np.floor(highs * NS_PER_S) * count
+    margin = high_bound * 1e-9 + 2.0
+    unclear = ((sums - low_bound) <= margin) | ((high_bound - sums) <= margin)
+    for position in np.flatnonzero(unclear & full).tolist():
+        n = int(count[position])
+        total = int(columns.totals_ns[position])
+        if not (floor(float(lows[position]) * NS_PER_S) * n <= total
+                <= floor(float(highs[position]) * NS_PER_S) * n):
+            _fail(position, "total is inconsistent with count, min and max")
+    indices = columns.indices.astype(np.intp)
+    counts = columns.counts.astype(np.int64)
+    if indices.size:
+        _check_buckets(layout, lengths, indices, counts, count, lows, highs)
     indices -= layout.zero_index
-    return PackedBuckets(indices, counts64, lengths)
-
-
-@dataclass(frozen=True, slots=True)
-class _Scalars:
-    """The checked scalar fields of every wire histogram, as arrays."""
-
-    count: NDArray[np.int64]
-    lows: NDArray[np.float64]
-    highs: NDArray[np.float64]
+    return PackedBuckets(indices, counts, lengths)
 
 
 def _fail(position: int, message: str) -> NoReturn:
@@ -135,56 +161,14 @@ def _first(mask: NDArray[np.bool_]) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _check_scalars(wires: Sequence[HistogramWire], byte_lengths: NDArray[np.intp]) -> _Scalars:
-    """Everything but the buckets themselves: counts, min, max, total, bucket list lengths.
-
-    Few numpy calls over all histograms; an invariant that fails is then
-    located, and an empty histogram (never sent by a recorder) checked, in Python.
-    """
-    totals = [wire.count for wire in wires]
-    if totals and (min(totals) <= 0 or max(totals) > MAX_WIRE_COUNT):
-        for position, wire in enumerate(wires):
-            if not 0 <= wire.count <= MAX_WIRE_COUNT:
-                _fail(position, f"count must be in [0, {MAX_WIRE_COUNT}]")
-            if wire.count == 0 and (wire.indices or wire.counts or wire.total_ns
-                                    or wire.min != 0.0 or wire.max != 0.0):
-                _fail(position, "an empty histogram must have no buckets and zero min, max, total")
-    count = np.array(totals, dtype=np.int64)
-    lows = np.array([wire.min for wire in wires], dtype=np.float64)
-    highs = np.array([wire.max for wire in wires], dtype=np.float64)
-    full = count > 0
-    in_range = (lows >= 0.0) & (lows <= highs) & (highs <= MAX_VALUE)
-    if not in_range.all():
-        bad = ~in_range & full
-        if bad.any():
-            _fail(_first(bad), "min and max must satisfy 0 <= min <= max <= MAX_VALUE")
-    count_lengths = np.array([len(wire.counts) for wire in wires], dtype=np.intp)
-    if not np.array_equal(byte_lengths, count_lengths) or (byte_lengths & 3).any():
-        _fail(_first((byte_lengths != count_lengths) | (byte_lengths & 3 != 0)),
-              "bucket lists differ in length")
-    if ((byte_lengths == 0) & full).any():
-        _fail(_first((byte_lengths == 0) & full), "a non-empty histogram must have buckets")
-    # total_ns in [count * floor(min ns), count * floor(max ns)]: in floats where it is
-    # clearly inside, exactly (Python integers) for the rest; count 1 is always on a bound.
-    sums = np.array([wire.total_ns for wire in wires], dtype=np.float64)
-    low_bound = np.floor(lows * NS_PER_S) * count
-    high_bound = np.floor(highs * NS_PER_S) * count
-    margin = high_bound * 1e-9 + 2.0
-    unclear = ((sums - low_bound) <= margin) | ((high_bound - sums) <= margin)
-    for position in np.flatnonzero(unclear & full).tolist():
-        wire = wires[position]
-        if not (floor(wire.min * NS_PER_S) * wire.count <= wire.total_ns
-                <= floor(wire.max * NS_PER_S) * wire.count):
-            _fail(position, "total is inconsistent with count, min and max")
-    return _Scalars(count, lows, highs)
-
-
 def _check_buckets(
     layout: BucketLayout,
     lengths: NDArray[np.intp],
     indices: NDArray[np.intp],
     counts: NDArray[np.int64],
-    scalars: _Scalars,
+    count: NDArray[np.int64],
+    lows: NDArray[np.float64],
+    highs: NDArray[np.float64],
 ) -> None:
     """The buckets: positive counts adding up, strictly increasing, first and last of min/max."""
     positions = np.flatnonzero(lengths)
@@ -199,7 +183,7 @@ def _check_buckets(
 
     if int(counts.min()) <= 0:
         _fail(owner(_first(counts <= 0)), "bucket counts must be positive")
-    expected = scalars.count if all_full else scalars.count[positions]
+    expected = count if all_full else count[positions]
     added = np.add.reduceat(counts, starts)
     if not np.array_equal(added, expected):
         _fail(int(positions[_first(added != expected)]), "bucket counts do not add up to count")
@@ -207,8 +191,8 @@ def _check_buckets(
     steps[ends[:-1] - 1] = 1  # a histogram's first bucket may be below the previous one's last
     if steps.size and int(steps.min()) <= 0:
         _fail(owner(_first(steps <= 0)), "bucket indices must be strictly increasing")
-    lows = scalars.lows if all_full else scalars.lows[positions]
-    highs = scalars.highs if all_full else scalars.highs[positions]
+    if not all_full:
+        lows, highs = lows[positions], highs[positions]
     values = np.concatenate((lows, highs))
     edges = np.concatenate((indices[starts], indices[ends - 1]))
     guess = np.floor(np.log2(np.maximum(values, MIN_VALUE)) * layout.inv_log_gamma)

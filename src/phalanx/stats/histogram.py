@@ -42,7 +42,13 @@ from math import floor, log2
 import msgspec
 import numpy as np
 
-from phalanx.stats.dense import COUNT_DTYPE, INDEX_DTYPE, MAX_WIRE_COUNT, unpack
+from phalanx.stats.dense import (
+    COUNT_DTYPE,
+    INDEX_DTYPE,
+    MAX_WIRE_COUNT,
+    HistogramColumns,
+    check_columns,
+)
 from phalanx.stats.layout import (
     DEFAULT_RELATIVE_ERROR,
     MAX_VALUE,
@@ -103,10 +109,30 @@ def check_wire(wire: HistogramWire) -> None:
     increasing indices and positive counts summing to ``count``;
     ``0 <= min <= max <= MAX_VALUE``; the first and last buckets are those of
     ``min`` and ``max``; ``total_ns`` lies between ``count`` times the
-    truncated ``min`` and ``max``. An empty histogram has no buckets and
-    zeros. :func:`phalanx.stats.dense.unpack` checks the same for many at once.
+    truncated ``min`` and ``max`` (and below ``2**64``). An empty histogram
+    has no buckets and zeros. :func:`phalanx.stats.dense.check_columns`
+    checks the same for many at once.
     """
-    unpack((wire,), layout_for(wire.relative_error))
+    layout = layout_for(wire.relative_error)
+    if not 0 <= wire.count <= MAX_WIRE_COUNT:
+        raise ValueError(f"histogram 0: count must be in [0, {MAX_WIRE_COUNT}]")
+    if not 0 <= wire.total_ns < 2**64:
+        raise ValueError("histogram 0: total must be in [0, 2**64)")
+    size = len(wire.indices)
+    if size != len(wire.counts) or size % INDEX_DTYPE.itemsize:
+        raise ValueError("histogram 0: bucket lists differ in length")
+    check_columns(
+        HistogramColumns(
+            count=np.array([wire.count], dtype=np.int64),
+            lows=np.array([wire.min], dtype=np.float64),
+            highs=np.array([wire.max], dtype=np.float64),
+            totals_ns=np.array([wire.total_ns], dtype=np.uint64),
+            lengths=np.array([size // INDEX_DTYPE.itemsize], dtype=np.intp),
+            indices=np.frombuffer(wire.indices, dtype=INDEX_DTYPE),
+            counts=np.frombuffer(wire.counts, dtype=COUNT_DTYPE),
+        ),
+        layout,
+    )
 
 
 class Histogram:
@@ -306,13 +332,15 @@ class Histogram:
         """The compact form (buckets sorted by index).
 
         Raises ``ValueError`` when the histogram holds more than
-        :data:`~phalanx.stats.dense.MAX_WIRE_COUNT` values (a worker ships a
-        delta every few seconds, far below it).
+        :data:`~phalanx.stats.dense.MAX_WIRE_COUNT` values or sums to 2**64 ns
+        or more (a worker ships a delta every few seconds, far below both).
         """
         if self._count > MAX_WIRE_COUNT:
             raise ValueError(
                 f"a wire histogram holds at most {MAX_WIRE_COUNT} values, this one {self._count}"
             )
+        if self._total_ns >= 2**64:
+            raise ValueError("a wire histogram's sum must be below 2**64 ns (584 years)")
         keys = sorted(self._buckets)
         buckets = self._buckets
         return HistogramWire(

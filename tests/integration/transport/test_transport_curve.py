@@ -265,7 +265,8 @@ async def test_oversized_frame_disconnects_its_sender_and_the_master_serves_othe
         async with MasterSocket(LOOPBACK, keys.curve_server(), limits=limits) as master, \
                 WorkerSocket(master.endpoint, keys.curve_client("w1"), limits=limits) as good:
             evil = raw_dealer(context, master.endpoint, keys.curve_client("w2"))
-            await asyncio.wait_for(evil.send(bytes([PROTOCOL_VERSION]) + b"\x00" * (1024 * 1024)), WAIT)
+            oversized = bytes([PROTOCOL_VERSION]) + b"\x00" * (1024 * 1024)
+            await asyncio.wait_for(evil.send(oversized), WAIT)
             await handshake(master, good)
             assert await master.recv(timeout=QUIET) is None
             assert master.received == 1
@@ -283,7 +284,8 @@ async def test_frame_claiming_a_huge_length_is_dropped_and_the_sender_keeps_its_
         context = zmq.asyncio.Context()
         try:
             evil = raw_dealer(context, master.endpoint, keys.curve_client("w1"))
-            await asyncio.wait_for(evil.send(bytes([PROTOCOL_VERSION]) + b"\xdb" + b"\xff" * 64), WAIT)  # str32 lie
+            lie = bytes([PROTOCOL_VERSION]) + b"\xdb" + b"\xff" * 64  # a str32 claiming 4 GB
+            await asyncio.wait_for(evil.send(lie), WAIT)
             assert await worker.send(heartbeat(2), timeout=WAIT)
             item = await master.recv(timeout=WAIT)
             assert item == (key, heartbeat(2))

@@ -403,6 +403,7 @@ def test_snapshot_values_are_plain_python_numbers() -> None:
     for entry in (*snapshot.entries, snapshot.total):
         for value in (entry.num_requests, entry.num_failures, entry.response_bytes):
             assert type(value) is int
-        for value in (entry.min, entry.max, entry.mean, entry.rps, entry.current_rps,
-                      *(v for _, v in entry.percentiles), *(v for _, v in entry.current_percentiles)):
+        floats = (entry.min, entry.max, entry.mean, entry.rps, entry.current_rps,
+                  *(v for _, v in entry.percentiles), *(v for _, v in entry.current_percentiles))
+        for value in floats:
             assert type(value) is float

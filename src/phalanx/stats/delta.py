@@ -299,14 +299,20 @@ def _check(wire: DeltaWire) -> PackedDelta:
         )
     except ValueError as exc:
         raise ValueError(f"stats delta: {exc}") from None
-    for error in wire.errors:
-        _check_names(error.method, error.name, error.kind)
-        _check_message(error.message)
+    names = MAX_NAME_LENGTH
+    for error in wire.errors:  # inline: a master checks a few dozen rows per delta
+        if len(error.method) > names or len(error.name) > names or len(error.kind) > names:
+            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
+        if len(error.message) > MAX_MESSAGE_LENGTH:
+            raise ValueError(f"message longer than {MAX_MESSAGE_LENGTH} characters")
         if error.count < 1:
             raise ValueError("error count must be at least 1")
     for exception in wire.exceptions:
-        _check_names(exception.task, exception.error_type, exception.location)
-        _check_message(exception.message)
+        if (len(exception.task) > names or len(exception.error_type) > names
+                or len(exception.location) > names):
+            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
+        if len(exception.message) > MAX_MESSAGE_LENGTH:
+            raise ValueError(f"message longer than {MAX_MESSAGE_LENGTH} characters")
         if exception.count < 1:
             raise ValueError("exception count must be at least 1")
     return PackedDelta(
@@ -329,14 +335,3 @@ def _check(wire: DeltaWire) -> PackedDelta:
 
 def _first_name(wire: DeltaWire, mask: NDArray[np.bool_]) -> str:
     return repr(wire.names[int(np.flatnonzero(mask)[0])])
-
-
-def _check_names(*texts: str) -> None:
-    for text in texts:
-        if len(text) > MAX_NAME_LENGTH:
-            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
-
-
-def _check_message(text: str) -> None:
-    if len(text) > MAX_MESSAGE_LENGTH:
-        raise ValueError(f"message longer than {MAX_MESSAGE_LENGTH} characters")

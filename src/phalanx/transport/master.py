@@ -60,7 +60,7 @@ from phalanx.transport.limits import LinkLimits
 from phalanx.transport.modes import CurveServer, MasterSecurity, PlaintextDev
 from phalanx.transport.sockets import (
     RawMessage,
-    ReadyWaiter,
+    Readable,
     apply_common_options,
     read_message,
 )
@@ -110,7 +110,7 @@ class MasterSocket:
             self._allow_list = AllowList(security.allow_list,
                                          recheck_interval=self._limits.allow_list_recheck)
         self._context: zmq.asyncio.Context | None = None
-        self._socket: zmq.asyncio.Socket | None = None
+        self._socket: zmq.Socket[bytes] | None = None
         self._sync: zmq.Socket[bytes] | None = None
         self._zap: ZapServer | None = None
         self._authorizer: Authorizer | None = None
@@ -127,7 +127,7 @@ class MasterSocket:
         self.on_refused: Callable[[str, str], None] | None = None
         """Called with (key fingerprint, address) when ZAP refuses a key (rate-limited as
         its log line is: once a minute per key)."""
-        self._readable: ReadyWaiter | None = None
+        self._readable: Readable | None = None
         self._yielded_at = -math.inf
         self.drained_at = clock()
         """When a read last found no message waiting (``clock`` time): every message that
@@ -158,7 +158,9 @@ class MasterSocket:
             self._authorizer = authorizer
             self._zap = ZapServer(context, authorizer, self._clock)
             self._zap.bind()  # before the ROUTER binds: without a handler libzmq admits anyone
-            socket = context.socket(zmq.ROUTER)
+            # A plain socket on the same context: the master reads without blocking and
+            # waits through Readable, never through pyzmq's asyncio layer.
+            socket: zmq.Socket[bytes] = zmq.Socket(context, zmq.ROUTER)
             self._socket = socket
             apply_common_options(socket, self._limits)
             socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -175,7 +177,7 @@ class MasterSocket:
                 socket.bind(self._requested)
             except zmq.ZMQError as exc:
                 raise TransportError(f"cannot bind {self._requested}: {exc}") from None
-            self._sync = zmq.Socket.shadow(socket.underlying)
+            self._sync = socket
             last = socket.getsockopt(zmq.LAST_ENDPOINT)
             self.endpoint = last.decode() if isinstance(last, bytes) else str(last)
         except BaseException:
@@ -188,9 +190,9 @@ class MasterSocket:
     async def aclose(self) -> None:
         """Close the socket, stop the ZAP handler, destroy the context (idempotent)."""
         if self._socket is not None:
+            self._drop_readable()
             self._socket.close(linger=0)
             self._socket = None
-            self._readable = None
             self._sync = None
         task = self._zap_task
         self._zap_task = None
@@ -202,9 +204,9 @@ class MasterSocket:
 
     def _close_sync(self) -> None:
         if self._socket is not None:
+            self._drop_readable()
             self._socket.close(linger=0)
             self._socket = None
-            self._readable = None
             self._sync = None
         if self._zap is not None:
             self._zap.close()
@@ -293,16 +295,22 @@ class MasterSocket:
         self._bad.pop(worker, None)
         self._logged.discard(worker)
 
-    def _require_open(self) -> tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]:
+    def _require_open(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
         if self._socket is None or self._sync is None:
             raise RuntimeError("MasterSocket is not open")
         return self._socket, self._sync
 
-    def _require_readable(self) -> ReadyWaiter:
+    def _require_readable(self) -> Readable:
         if self._readable is None:
             socket, _sync = self._require_open()
-            self._readable = ReadyWaiter(socket, zmq.POLLIN)
+            self._readable = Readable(socket)
         return self._readable
+
+    def _drop_readable(self) -> None:
+        readable, self._readable = self._readable, None
+        if readable is not None:
+            with contextlib.suppress(RuntimeError):  # its event loop is already closed
+                readable.close()
 
     def _check_zap(self) -> None:
         task = self._zap_task

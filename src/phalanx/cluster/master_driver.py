@@ -531,7 +531,7 @@ class MasterDriver:
         if member is None:
             return  # never admitted in this run: its numbers are not ours
         try:
-            delta = decode_delta(stats.delta)  # validates every invariant
+            delta = decode_delta(stats.delta, relative_error=self._aggregator.relative_error)
             self._aggregator.apply(delta, received_at=now)
         except ValueError as exc:
             member.bad_stats += 1

@@ -290,6 +290,13 @@ class Aggregator:
             # one worker cannot stretch everyone's current rate towards zero.
             length = min(packed.end - packed.start, self._window)
             span_start, span_end = received_at - length, received_at
+        if not math.isfinite(span_end / self._slot_width):
+            raise ValueError(f"delta end {span_end!r} is beyond any slot of the window")
+        # Nothing above changed any state; nothing below raises.
+        if span_end > self._latest_end - self._window:
+            block = self._slot_for(span_start, span_end).block
+        else:  # already older than the window: straight into the run
+            block = self._archive
 
         keys = list(zip(packed.methods, packed.names, strict=True))
         known = self._rows
@@ -302,10 +309,6 @@ class Aggregator:
                                           strict=True):
             response_bytes[row] += sent
             total_ns[row] += nanoseconds
-        if span_end > self._latest_end - self._window:
-            block = self._slot_for(span_start, span_end).block
-        else:  # already older than the window: straight into the run
-            block = self._archive
         if rows:
             _add_entries(block, len(self._keys), rows, packed)
         for error in packed.errors:

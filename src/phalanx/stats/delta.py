@@ -206,6 +206,9 @@ def encode_delta(delta: StatsDelta) -> bytes:
                 raise ValueError(f"entry {entry.name!r}: num_failures must be in [0, num_requests]")
             if entry.response_bytes < 0:
                 raise ValueError(f"entry {entry.name!r}: response_bytes must not be negative")
+            size = len(entry.histogram.indices)
+            if size != len(entry.histogram.counts) or size % INDEX_DTYPE.itemsize:
+                raise ValueError(f"entry {entry.name!r}: histogram bucket lists differ in length")
         wires = [entry.histogram for entry in entries]
         wire = DeltaWire(
             start=delta.start,
@@ -232,13 +235,18 @@ def encode_delta(delta: StatsDelta) -> bytes:
 
 
 def decode_delta(
-    data: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_DELTA_BYTES
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = DEFAULT_MAX_DELTA_BYTES,
+    relative_error: float | None = DEFAULT_RELATIVE_ERROR,
 ) -> PackedDelta:
     """Decode and validate msgpack bytes from an untrusted peer.
 
     Raises ``ValueError`` if ``data`` is longer than ``max_bytes``, is not a
     msgpack encoding of a :class:`DeltaWire` (strict types, no extra
-    fields), or breaks an invariant listed in the module docstring.
+    fields), has another relative error than ``relative_error`` (checked
+    first: a peer never chooses which bucket layout is built; None accepts
+    any valid one), or breaks an invariant listed in the module docstring.
     """
     size = memoryview(data).nbytes
     if size > max_bytes:
@@ -249,6 +257,9 @@ def decode_delta(
         raise ValueError(f"malformed stats delta: {exc}") from None
     except RecursionError:  # pragma: no cover - the schema bounds nesting; defence in depth
         raise ValueError("malformed stats delta: nested too deeply") from None
+    if relative_error is not None and wire.relative_error != relative_error:
+        raise ValueError(f"stats delta relative error {wire.relative_error} differs from the"
+                         f" expected {relative_error}")
     return _check(wire)
 
 
@@ -257,7 +268,7 @@ def check_delta(delta: StatsDelta) -> PackedDelta:
 
     Returns the delta as the master would receive it (through its wire form).
     """
-    return decode_delta(encode_delta(delta), max_bytes=2**63)
+    return decode_delta(encode_delta(delta), max_bytes=2**63, relative_error=None)
 
 
 def _column(data: bytes, dtype: np.dtype[np.generic], length: int, name: str) -> NDArray[

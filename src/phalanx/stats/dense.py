@@ -50,6 +50,7 @@ from phalanx.stats.layout import (
     RANK_SLACK,
     BucketLayout,
     layout_for,
+    representative_values,
 )
 
 if TYPE_CHECKING:
@@ -66,10 +67,11 @@ MAX_WIRE_COUNT: Final = 2**32 - 1
 """Most values one wire histogram may hold (one delta interval of one worker's entry)."""
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def _column_values(relative_error: float) -> NDArray[np.float64]:
-    """``layout_for(relative_error).values`` as an array (memoised)."""
-    return np.array(layout_for(relative_error).values, dtype=np.float64)
+    """The representative values of a layout's columns as an array (memoised: a master
+    reads percentiles of one layout, its own)."""
+    return np.array(representative_values(layout_for(relative_error)), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,10 @@ def check_columns(columns: HistogramColumns, layout: BucketLayout) -> PackedBuck
     if indices.size:
         _check_buckets(layout, lengths, indices, counts, count, lows, highs)
     indices -= layout.zero_index
+    # First and last buckets match min and max and the rest increase strictly between
+    # them, so every column lies in [0, size); checked again because memory is indexed by it.
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= layout.size):
+        raise ValueError("histogram bucket index outside the layout")
     return PackedBuckets(indices, counts, lengths)
 
 
@@ -195,13 +201,15 @@ def _check_buckets(
         lows, highs = lows[positions], highs[positions]
     values = np.concatenate((lows, highs))
     edges = np.concatenate((indices[starts], indices[ends - 1]))
-    guess = np.floor(np.log2(np.maximum(values, MIN_VALUE)) * layout.inv_log_gamma)
+    scaled = np.log2(np.maximum(values, MIN_VALUE)) * layout.inv_log_gamma
+    guess = np.floor(scaled)
     guess[values < MIN_VALUE] = layout.zero_index
-    for k in np.flatnonzero(guess != edges).tolist():
+    # numpy's log2 may differ from math.log2 in the last bit: where the two could disagree
+    # (a mismatch, or a value within rounding of a bucket edge) decide as record() does.
+    near_edge = np.abs(scaled - np.rint(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))
+    for k in np.flatnonzero((guess != edges) | near_edge).tolist():
         if layout.index_of(float(values[k])) != int(edges[k]):
             _fail(int(positions[k % positions.size]), "buckets do not match its min and max")
-    # First and last buckets match min and max (both in range) and the rest increase
-    # strictly between them, so every column lies in [0, size).
 
 
 def percentiles(

@@ -73,26 +73,30 @@ class BucketLayout:
     zero_index: int
     size: int
     """Number of dense columns: buckets ``zero_index`` .. bucket of ``MAX_VALUE``."""
-    values: tuple[float, ...]
-    """Representative value of each column (column 0, the zero bucket, reads ``min`` instead)."""
 
     def index_of(self, value: float) -> int:
         """Bucket index of a value already clamped to ``[0, MAX_VALUE]``."""
         return floor(log2(value) * self.inv_log_gamma) if value >= MIN_VALUE else self.zero_index
 
-    def value_of(self, index: int) -> float:
-        """Representative value of bucket ``index`` (not of the zero bucket)."""
-        return self.values[index - self.zero_index]
-
 
 @lru_cache(maxsize=16)
 def layout_for(relative_error: float) -> BucketLayout:
-    """The layout of a relative error (memoised); ``ValueError`` if it is out of range."""
+    """The layout of a relative error (memoised; a few floats); ``ValueError`` if out of range."""
     relative_error = check_relative_error(relative_error)
     gamma = (1.0 + relative_error) / (1.0 - relative_error)
     inv = 1.0 / log2(gamma)
     zero_index = floor(log2(MIN_VALUE) * inv) - 1
     last = floor(log2(MAX_VALUE) * inv)
+    return BucketLayout(relative_error, gamma, inv, zero_index, last - zero_index + 1)
+
+
+def representative_values(layout: BucketLayout) -> list[float]:
+    """Representative value of each column (column 0, the zero bucket, reads ``min`` instead).
+
+    Computed with the same Python float operations as
+    :meth:`~phalanx.stats.histogram.Histogram.percentiles`.
+    """
+    gamma = layout.gamma
     scale = 2.0 * gamma / (gamma + 1.0)
-    values = tuple(gamma**index * scale for index in range(zero_index, last + 1))
-    return BucketLayout(relative_error, gamma, inv, zero_index, last - zero_index + 1, values)
+    first = layout.zero_index
+    return [gamma**index * scale for index in range(first, first + layout.size)]

@@ -245,8 +245,10 @@ class MasterSocket:
             if remaining <= 0:
                 return None
             if raw is None:
-                await self._require_readable().wait(remaining)
-                self._yielded_at = loop.time()
+                readable = self._require_readable()
+                await readable.wait(remaining)
+                if readable.suspended:
+                    self._yielded_at = loop.time()
 
     def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
         """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""
@@ -266,6 +268,11 @@ class MasterSocket:
             self._routes.pop(worker, None)
             self.send_failures += 1
             return False
+        finally:
+            # Sending lets ZeroMQ process pending commands, which can swallow the descriptor
+            # signal a parked recv() is waiting for.
+            if self._readable is not None:
+                self._readable.notice()
         return True
 
     def name_of(self, worker: WorkerKey) -> str:

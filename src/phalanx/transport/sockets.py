@@ -66,27 +66,42 @@ class Readable:
     of the descriptor; this waits on the descriptor directly (``add_reader``)
     and confirms readiness with ``ZMQ_EVENTS``, which is how ZeroMQ defines
     it: the descriptor only says the socket's state *may* have changed, so a
-    wake-up can be spurious and is always re-checked. Use it from the event
-    loop that made it, and :meth:`close` it before the socket.
+    wake-up can be spurious and is always re-checked.
+
+    The descriptor stays readable until someone asks ZeroMQ for its events,
+    and the event loop polls it level-triggered, so the reader callback asks
+    (through :meth:`notice`) every time: no busy loop while nobody waits.
+    Another task's send or receive on the socket can consume a change before
+    the descriptor reports it; such code calls :meth:`notice` afterwards.
+    Use it from the event loop that made it, and :meth:`close` it before the
+    socket.
     """
 
-    __slots__ = ("_changed", "_fd", "_loop", "_socket")
+    __slots__ = ("_changed", "_fd", "_loop", "_socket", "suspended")
 
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
         self._loop = asyncio.get_running_loop()
         self._fd: int = socket.FD
         self._changed = asyncio.Event()
-        self._loop.add_reader(self._fd, self._changed.set)
+        self.suspended = False
+        """Whether the last :meth:`wait` gave the event loop a turn."""
+        self._loop.add_reader(self._fd, self.notice)
 
     def ready(self) -> bool:
         """True when a message is waiting (also lets ZeroMQ process its pending commands)."""
         events = self._socket.getsockopt(zmq.EVENTS)
         return isinstance(events, int) and bool(events & zmq.POLLIN)
 
+    def notice(self) -> None:
+        """Wake the waiter if a message is waiting now."""
+        if self.ready():
+            self._changed.set()
+
     async def wait(self, seconds: float) -> bool:
         """True once a message is waiting, False after ``seconds``."""
         deadline = self._loop.time() + seconds
+        self.suspended = False
         while True:
             self._changed.clear()
             if self.ready():
@@ -94,6 +109,7 @@ class Readable:
             remaining = deadline - self._loop.time()
             if remaining <= 0:
                 return False
+            self.suspended = True
             try:
                 async with asyncio.timeout(remaining):
                     await self._changed.wait()

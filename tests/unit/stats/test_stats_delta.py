@@ -124,7 +124,7 @@ def _invalid_deltas() -> list[tuple[StatsDelta, str]]:
             msgspec.structs.replace(
                 base, entries=(_entry(histogram=msgspec.structs.replace(hist, relative_error=0.5)),)
             ),
-            "relative_error",
+            "relative.error",
         ),
         (
             msgspec.structs.replace(
@@ -142,7 +142,7 @@ def _invalid_deltas() -> list[tuple[StatsDelta, str]]:
                 base,
                 entries=(_entry(histogram=msgspec.structs.replace(hist, counts=hist.counts[4:])),),
             ),
-            "bucket_counts",
+            "differ in length",
         ),
         (
             msgspec.structs.replace(base, entries=(_entry(name="x" * (MAX_NAME_LENGTH + 1)),)),
@@ -173,7 +173,16 @@ def test_decode_rejects_deltas_that_break_an_invariant(delta: StatsDelta, messag
     with pytest.raises(ValueError, match=message):
         decode_delta(encode_delta(delta))  # the object form may already be refused by encode
     with pytest.raises(ValueError, match=message):
-        check_delta(delta)
+        check_delta(delta)  # any valid relative error
+
+
+def test_a_master_refuses_another_relative_error_before_building_its_layout() -> None:
+    recorder = Recorder(0.0, relative_error=1e-4)
+    recorder.record("GET", "/", 0.1, 0, None)
+    data = encode_delta(recorder.take_delta(1.0))
+    with pytest.raises(ValueError, match=r"differs from the expected 0\.01"):
+        decode_delta(data)
+    assert decode_delta(data, relative_error=1e-4).relative_error == 1e-4
 
 
 def test_decode_rejects_a_float_where_a_count_belongs() -> None:

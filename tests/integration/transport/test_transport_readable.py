@@ -1,0 +1,93 @@
+"""Readable: waiting on a ZeroMQ socket's own descriptor, over a real TCP pair on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import zmq
+
+from phalanx.transport.sockets import Readable
+
+WAIT = 5.0
+"""Upper bound of any wait for something that should happen (it happens in milliseconds)."""
+QUIET = 0.3
+"""How long to listen when checking that something does *not* happen."""
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
+    context = zmq.Context()
+    receiver = context.socket(zmq.PULL)
+    sender = context.socket(zmq.PUSH)
+    try:
+        for socket in (receiver, sender):
+            socket.setsockopt(zmq.LINGER, 0)
+        port = receiver.bind_to_random_port("tcp://127.0.0.1")
+        sender.connect(f"tcp://127.0.0.1:{port}")
+        yield receiver, sender
+    finally:
+        sender.close(0)
+        receiver.close(0)
+        context.term()
+
+
+async def test_wait_times_out_with_nothing_to_read_then_wakes_for_a_message(
+        pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]]) -> None:
+    receiver, sender = pair
+    readable = Readable(receiver)
+    try:
+        assert await readable.wait(QUIET) is False
+        assert readable.suspended
+
+        async def send_later() -> None:
+            await asyncio.sleep(0.05)
+            sender.send(b"one")
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(send_later())
+            assert await readable.wait(WAIT) is True
+        assert receiver.recv(zmq.NOBLOCK) == b"one"
+        # A waiting message is seen at once, without giving the loop a turn.
+        sender.send(b"two")
+        assert await readable.wait(WAIT) is True
+        assert await readable.wait(0.0) is True
+        assert not readable.suspended
+        assert receiver.recv(zmq.NOBLOCK) == b"two"
+    finally:
+        readable.close()
+
+
+async def test_an_unread_message_does_not_make_the_loop_spin(
+        pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver, sender = pair
+    readable = Readable(receiver)
+    calls = 0
+    notice = readable.notice
+
+    def counting_notice() -> None:
+        nonlocal calls
+        calls += 1
+        notice()
+
+    # The loop calls what add_reader registered: re-register the counting wrapper.
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(receiver.FD)
+    loop.add_reader(receiver.FD, counting_notice)
+    try:
+        for n in range(20):
+            sender.send(b"%d" % n)
+        await asyncio.sleep(QUIET)  # nobody reads: a level-triggered descriptor would fire
+        assert calls < 50  # ... on every turn of the loop, thousands of times
+        assert readable.ready()
+    finally:
+        readable.close()
+
+
+async def test_close_stops_watching_the_descriptor(
+        pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]]) -> None:
+    receiver, _sender = pair
+    readable = Readable(receiver)
+    readable.close()
+    assert not asyncio.get_running_loop().remove_reader(receiver.FD)

@@ -106,19 +106,25 @@ _MIN_BLOCK_ROWS = 16
 
 
 class _Block:
-    """Bucket counts, failures, min and max of some rows (entries), as arrays.
+    """Bucket counts, failures, min and max of some entries, one array row per entry.
 
-    Rows not yet touched are zero (min ``+inf``, max ``-inf``). The block grows
-    (doubling) when a row beyond its capacity is added.
+    A *global* block (``order is None``) keeps entry ``r`` in row ``r``: the
+    archive and the sums a snapshot builds. A *slot* block keeps only the
+    entries its deltas touched, in the order they came (``order[i]`` is the
+    entry of row ``i``), so a slot costs memory for the entries active in its
+    second, not for every entry ever seen. Rows not yet touched are zero (min
+    ``+inf``, max ``-inf``); a block grows (doubling) when it needs more rows.
     """
 
-    __slots__ = ("counts", "failures", "highs", "lows")
+    __slots__ = ("_local", "counts", "failures", "highs", "lows", "order")
 
-    def __init__(self, rows: int, columns: int) -> None:
+    def __init__(self, rows: int, columns: int, *, local: bool = False) -> None:
         self.counts: NDArray[np.int64] = np.zeros((rows, columns), dtype=np.int64)
         self.failures: NDArray[np.int64] = np.zeros(rows, dtype=np.int64)
         self.lows: NDArray[np.float64] = np.full(rows, np.inf)
         self.highs: NDArray[np.float64] = np.full(rows, -np.inf)
+        self.order: list[int] | None = [] if local else None
+        self._local: dict[int, int] = {}
 
     @property
     def rows(self) -> int:
@@ -130,26 +136,45 @@ class _Block:
         if rows <= have:
             return
         grown = _Block(max(rows, 2 * have, _MIN_BLOCK_ROWS), self.counts.shape[1])
-        grown.add_block(self)
+        grown.counts[:have] = self.counts
+        grown.failures[:have] = self.failures
+        grown.lows[:have] = self.lows
+        grown.highs[:have] = self.highs
         self.counts, self.failures = grown.counts, grown.failures
         self.lows, self.highs = grown.lows, grown.highs
 
-    def add_block(self, other: _Block) -> None:
-        """Add every row of ``other`` (which has no more rows than this block)."""
-        rows = other.rows
-        self.counts[:rows] += other.counts
-        self.failures[:rows] += other.failures
-        np.minimum(self.lows[:rows], other.lows, out=self.lows[:rows])
-        np.maximum(self.highs[:rows], other.highs, out=self.highs[:rows])
+    def rows_of(self, entries: list[int]) -> list[int]:
+        """The rows of these entries in this block, adding rows for new ones."""
+        order = self.order
+        if order is None:
+            return entries
+        local = self._local
+        rows = []
+        for entry in entries:
+            row = local.get(entry)
+            if row is None:
+                row = local[entry] = len(order)
+                order.append(entry)
+            rows.append(row)
+        return rows
 
-    def head(self, rows: int) -> _Block:
-        """This block's first ``rows`` rows, sharing memory."""
-        block = object.__new__(_Block)
-        block.counts = self.counts[:rows]
-        block.failures = self.failures[:rows]
-        block.lows = self.lows[:rows]
-        block.highs = self.highs[:rows]
-        return block
+    def add_into(self, total: _Block, entries: int) -> None:
+        """Add this block's rows of entries below ``entries`` to the global block ``total``."""
+        if self.order is None:
+            rows = min(self.rows, entries)
+            total.counts[:rows] += self.counts[:rows]
+            total.failures[:rows] += self.failures[:rows]
+            np.minimum(total.lows[:rows], self.lows[:rows], out=total.lows[:rows])
+            np.maximum(total.highs[:rows], self.highs[:rows], out=total.highs[:rows])
+            return
+        used = len(self.order)
+        if not used:
+            return
+        target = np.array(self.order, dtype=np.intp)  # distinct entries
+        total.counts[target] += self.counts[:used]
+        total.failures[target] += self.failures[:used]
+        total.lows[target] = np.minimum(total.lows[target], self.lows[:used])
+        total.highs[target] = np.maximum(total.highs[target], self.highs[:used])
 
 
 class _Slot:
@@ -325,7 +350,7 @@ class Aggregator:
         if slot is None:
             if len(self._recent) >= self._max_recent:
                 self._archive_slot(min(self._recent, key=lambda k: self._recent[k].span_end))
-            block = _Block(len(self._keys), self._layout.size)
+            block = _Block(0, self._layout.size, local=True)
             slot = self._recent[number] = _Slot(span_start, span_end, block)
         else:
             slot.span_start = min(slot.span_start, span_start)
@@ -340,15 +365,15 @@ class Aggregator:
     def _archive_slot(self, number: int) -> None:
         """Fold a slot that left the window into the run totals (once per slot)."""
         block = self._recent.pop(number).block
-        self._archive.reserve(block.rows)
-        self._archive.add_block(block)
+        self._archive.reserve(len(self._keys))
+        block.add_into(self._archive, len(self._keys))
 
     def _sum_blocks(self, blocks: list[_Block]) -> _Block:
         """The sum of ``blocks``, exactly one row per entry."""
         rows = len(self._keys)
         total = _Block(rows, self._layout.size)
         for block in blocks:
-            total.add_block(block.head(min(block.rows, rows)))
+            block.add_into(total, rows)
         return total
 
     def _run_block(self) -> _Block:
@@ -373,8 +398,7 @@ class Aggregator:
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""
-        run = _with_total_row(self._run_block(), self._layout.size)
-        return self._histogram_of(run, len(self._keys), sum(self._total_ns))
+        return self._histogram_of(_total_row(self._run_block()), 0, sum(self._total_ns))
 
     def snapshot(self, now: float) -> StatsSnapshot:
         """The run and the current window as seen at ``now`` (does not change state).
@@ -391,21 +415,24 @@ class Aggregator:
             if selected
             else 0.0
         )
-        size = self._layout.size
         run = self._run_block()
         window = self._sum_blocks([slot.block for slot in selected])
-        run_all = _with_total_row(run, size)
-        window_all = _with_total_row(window, size)
-        run_values = dense_percentiles(run_all.counts, run_all.lows, run_all.highs, PERCENTILES,
-                                       self._layout)
-        window_values = dense_percentiles(window_all.counts, window_all.lows, window_all.highs,
-                                          PERCENTILES, self._layout)
-        run_requests = run_all.counts.sum(axis=1).tolist()
-        window_requests = window_all.counts.sum(axis=1).tolist()
-        run_failures = run_all.failures.tolist()
-        window_failures = window_all.failures.tolist()
-        lows = run_all.lows.tolist()
-        highs = run_all.highs.tolist()
+        run_total = _total_row(run)
+        window_total = _total_row(window)
+        layout = self._layout
+        run_values = [*dense_percentiles(run.counts, run.lows, run.highs, PERCENTILES, layout),
+                      *dense_percentiles(run_total.counts, run_total.lows, run_total.highs,
+                                         PERCENTILES, layout)]
+        window_values = [
+            *dense_percentiles(window.counts, window.lows, window.highs, PERCENTILES, layout),
+            *dense_percentiles(window_total.counts, window_total.lows, window_total.highs,
+                               PERCENTILES, layout)]
+        run_requests = [*run.counts.sum(axis=1).tolist(), int(run_total.counts.sum())]
+        window_requests = [*window.counts.sum(axis=1).tolist(), int(window_total.counts.sum())]
+        run_failures = [*run.failures.tolist(), int(run_total.failures[0])]
+        window_failures = [*window.failures.tolist(), int(window_total.failures[0])]
+        lows = [*run.lows.tolist(), float(run_total.lows[0])]
+        highs = [*run.highs.tolist(), float(run_total.highs[0])]
         response_bytes = [*self._response_bytes, sum(self._response_bytes)]
         total_ns = [*self._total_ns, sum(self._total_ns)]
         keys = [*self._keys, (TOTAL_METHOD, TOTAL_NAME)]
@@ -474,12 +501,13 @@ class Aggregator:
         return row
 
 
-def _add_entries(block: _Block, rows_in_use: int, rows: list[int], delta: PackedDelta) -> None:
-    """Add the entries of ``delta`` (in ``rows``) to ``block``."""
-    block.reserve(rows_in_use)
+def _add_entries(block: _Block, entries: int, rows: list[int], delta: PackedDelta) -> None:
+    """Add the entries of ``delta`` (entry numbers ``rows``, ``entries`` in use) to ``block``."""
     buckets = delta.buckets
     lengths = buckets.lengths
-    row_array = np.array(rows, dtype=np.intp)
+    targets = block.rows_of(rows)
+    block.reserve(entries if block.order is None else len(block.order))
+    row_array = np.array(targets, dtype=np.intp)
     bucket_rows = np.repeat(row_array, lengths)
     failures, lows, highs = delta.failures, delta.lows, delta.highs
     nonempty = lengths > 0
@@ -500,16 +528,14 @@ def _add_entries(block: _Block, rows_in_use: int, rows: list[int], delta: Packed
         np.maximum.at(block.highs, row_array, highs)
 
 
-def _with_total_row(block: _Block, columns: int) -> _Block:
-    """``block`` with one more row at the end: the sum of all its rows."""
-    rows = block.rows
-    total = _Block(rows + 1, columns)
-    total.add_block(block)
-    total.counts[rows] = block.counts.sum(axis=0)
-    total.failures[rows] = block.failures.sum()
-    if rows:
-        total.lows[rows] = block.lows.min()
-        total.highs[rows] = block.highs.max()
+def _total_row(block: _Block) -> _Block:
+    """One row: the sum of every row of the global ``block``."""
+    total = _Block(1, block.counts.shape[1])
+    total.counts[0] = block.counts.sum(axis=0)
+    total.failures[0] = block.failures.sum()
+    if block.rows:
+        total.lows[0] = block.lows.min()
+        total.highs[0] = block.highs.max()
     return total
 
 

@@ -226,28 +226,40 @@ def percentiles(
     :meth:`~phalanx.stats.histogram.Histogram.percentiles` returns for a
     histogram with those buckets, min and max (all zeros for an empty row).
     Quantiles must lie in ``[0, 1]`` (not re-checked).
+
+    Cost: one pass over the rows that hold values, restricted to the columns
+    any of them uses, plus a binary search per row and quantile: the rows'
+    cumulative counts are laid end to end (each row shifted by the totals of
+    the rows before it), which makes one non-decreasing array.
     """
     rows = matrix.shape[0]
-    if rows == 0:
-        return []
+    result: list[list[float]] = [[0.0] * len(quantiles) for _ in range(rows)]
     totals = matrix.sum(axis=1)
-    cumulative = np.cumsum(matrix, axis=1)
-    empty = totals == 0
-    safe_low = np.where(empty, 0.0, lows)
-    safe_high = np.where(empty, 0.0, highs)
-    n = totals.astype(np.float64)
-    values = _column_values(layout.relative_error)
-    columns_out = []
+    full = np.flatnonzero(totals)
+    if not full.size or not quantiles:
+        return result
+    used = np.flatnonzero(matrix[full].any(axis=0))
+    counts = matrix[np.ix_(full, used)]
+    width = used.size
+    n = totals[full]
+    low = lows[full]
+    high = highs[full]
+    shift = np.cumsum(n) - n  # totals of the rows before each row
+    ends = (np.cumsum(counts, axis=1) + shift[:, None]).ravel()
+    values = _column_values(layout.relative_error)[used]
+    base = np.arange(full.size) * width
+    as_float = n.astype(np.float64)
+    picked = []
     for q in quantiles:
         # The same float operations as Histogram._rank: ceil(q * n * slack), clamped to [1, n].
-        rank = np.minimum(totals, np.maximum(1, np.ceil(q * n * RANK_SLACK).astype(np.int64)))
-        column = (cumulative < rank[:, None]).sum(axis=1)
-        column = np.minimum(column, layout.size - 1)  # only empty rows reach size
-        value = np.where(column == 0, safe_low, values[column])
-        value = np.minimum(safe_high, np.maximum(safe_low, value))
+        rank = np.minimum(n, np.maximum(1, np.ceil(q * as_float * RANK_SLACK).astype(np.int64)))
+        position = np.searchsorted(ends, rank + shift, side="left") - base
+        value = np.where(used[position] == 0, low, values[position])
+        value = np.minimum(high, np.maximum(low, value))
         # Histogram.percentiles tests rank 1 before rank n.
-        value = np.where(rank == totals, safe_high, value)
-        value = np.where(rank == 1, safe_low, value)
-        columns_out.append(np.where(empty, 0.0, value))
-    result: list[list[float]] = np.stack(columns_out, axis=1).tolist()
+        value = np.where(rank == n, high, value)
+        value = np.where(rank == 1, low, value)
+        picked.append(value)
+    for row, row_values in zip(full.tolist(), np.stack(picked, axis=1).tolist(), strict=True):
+        result[row] = row_values
     return result

@@ -407,3 +407,20 @@ def test_snapshot_values_are_plain_python_numbers() -> None:
                   *(v for _, v in entry.percentiles), *(v for _, v in entry.current_percentiles))
         for value in floats:
             assert type(value) is float
+
+
+def test_a_slot_holds_rows_only_for_the_entries_its_deltas_touched() -> None:
+    aggregator = Aggregator(start=0.0, window=10.0)
+    for second in range(40):
+        recorder = Recorder(float(second))
+        for k in range(3):  # 3 new names every second: 120 entries in all
+            recorder.record("GET", f"/id/{second * 3 + k}", 0.01 * (k + 1), 1, None)
+        aggregator.apply(recorder.take_delta(second + 1.0))
+    snapshot = aggregator.snapshot(40.0)
+    assert len(snapshot.entries) == 120
+    assert snapshot.total.num_requests == 120
+    live = [slot.block for slot in aggregator._recent.values()]
+    assert live
+    assert all(block.order is not None and len(block.order) == 3 for block in live)
+    assert all(block.rows <= 16 for block in live)  # not one row per entry ever seen
+    assert snapshot.total.current_rps == pytest.approx(3.0, rel=0.15)

@@ -34,21 +34,26 @@ should be applied with ``received_at=<master time>``: the span is then
 
 Cost (a master merges every worker's delta): the histograms live in numpy
 arrays, one row per entry and one column per bucket
-(:mod:`phalanx.stats.dense`): one block of rows per live slot, plus the
-archive, the run totals of every slot that left the window. ``apply``
-checks and merges all the buckets of a delta with a fixed number of numpy
-calls, into one block; only the exact integer sums (response bytes and
-nanoseconds) are added in Python, once per entry. A slot that leaves the
-window (``window`` behind the latest span end seen) is added to the archive
-once. ``snapshot`` adds at most ``max_recent`` blocks and reads every
-percentile of every row in one pass, so its cost does not grow with the
-number of workers or deltas. ``apply`` trusts a
-:class:`~phalanx.stats.delta.PackedDelta` (only
-:func:`~phalanx.stats.delta.decode_delta` makes one, after checking it).
+(:mod:`phalanx.stats.dense`). Two global blocks are kept up to date as deltas
+arrive: the *run* (every delta) and the *window sum* (the deltas of the live
+slots). ``apply`` adds the buckets of a whole delta to both with a fixed
+number of numpy calls (only the exact byte and nanosecond sums are added in
+Python, once per entry) and remembers them in their slot; when a slot leaves
+the window (``window`` behind the latest span end seen) its buckets are
+subtracted from the window sum, once. A slot keeps its deltas' buckets as
+they came (about 12 bytes per bucket) until that outgrows a dense block of
+the rows it touched, then merges them into one. ``snapshot`` reads the run
+and the window sum as they are (subtracting the few live slots outside the
+window asked for, if any) and every percentile of every row in one pass over
+the rows and columns in use, so its cost does not grow with the number of
+workers or deltas. ``apply`` trusts a :class:`~phalanx.stats.delta.PackedDelta`
+(:func:`~phalanx.stats.delta.decode_delta` makes one after checking it;
+a :class:`~phalanx.stats.delta.StatsDelta` is checked on the way in).
 
-Memory: a block is 8 bytes per row and bucket column (about 10 KB per
-entry at the default 1 % error), so a master that tracks 100 entries holds
-about 12 MB over a full window of slots.
+Memory: the run and the window sum are 8 bytes per entry and bucket column
+each (about 10 KB per entry at the default 1 % error: 2 MB for 100 entries,
+200 MB for 10,000), plus each live slot's buckets, at most about twice a
+dense block of the entries active in that slot's second.
 
 Bounds
 ------
@@ -56,7 +61,7 @@ As in the recorder: at most ``max_entries`` named entries (later names fold
 into ``("", "<other>")``), ``max_errors`` error rows and ``max_errors``
 exception rows (later ones fold into the overflow rows of
 :mod:`phalanx.stats.limits`), and at most ``max_recent`` slots (the oldest
-is folded into the run totals first).
+leaves the window first).
 """
 
 from __future__ import annotations
@@ -106,25 +111,19 @@ _MIN_BLOCK_ROWS = 16
 
 
 class _Block:
-    """Bucket counts, failures, min and max of some entries, one array row per entry.
+    """Bucket counts, failures, min and max per entry: entry ``r`` is row ``r``.
 
-    A *global* block (``order is None``) keeps entry ``r`` in row ``r``: the
-    archive and the sums a snapshot builds. A *slot* block keeps only the
-    entries its deltas touched, in the order they came (``order[i]`` is the
-    entry of row ``i``), so a slot costs memory for the entries active in its
-    second, not for every entry ever seen. Rows not yet touched are zero (min
-    ``+inf``, max ``-inf``); a block grows (doubling) when it needs more rows.
+    Rows not yet touched are zero (min ``+inf``, max ``-inf``); the block grows
+    (doubling) when it needs more rows.
     """
 
-    __slots__ = ("_local", "counts", "failures", "highs", "lows", "order")
+    __slots__ = ("counts", "failures", "highs", "lows")
 
-    def __init__(self, rows: int, columns: int, *, local: bool = False) -> None:
+    def __init__(self, rows: int, columns: int) -> None:
         self.counts: NDArray[np.int64] = np.zeros((rows, columns), dtype=np.int64)
         self.failures: NDArray[np.int64] = np.zeros(rows, dtype=np.int64)
         self.lows: NDArray[np.float64] = np.full(rows, np.inf)
         self.highs: NDArray[np.float64] = np.full(rows, -np.inf)
-        self.order: list[int] | None = [] if local else None
-        self._local: dict[int, int] = {}
 
     @property
     def rows(self) -> int:
@@ -143,49 +142,133 @@ class _Block:
         self.counts, self.failures = grown.counts, grown.failures
         self.lows, self.highs = grown.lows, grown.highs
 
-    def rows_of(self, entries: list[int]) -> list[int]:
-        """The rows of these entries in this block, adding rows for new ones."""
-        order = self.order
-        if order is None:
-            return entries
+    def add(self, rows: NDArray[np.intp], bucket_rows: NDArray[np.intp], distinct: bool,
+            delta: PackedDelta) -> None:
+        """Add the entries of ``delta``, entry ``i`` to row ``rows[i]`` (its buckets to
+        ``bucket_rows``, ``rows`` repeated by the bucket lengths).
+
+        ``distinct``: no row repeats, so fancy indexing adds each once; otherwise
+        (entries folded into the overflow row) ``ufunc.at`` counts every one.
+        """
+        buckets = delta.buckets
+        _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts, distinct)
+        _add_failures_min_max(self.failures, self.lows, self.highs, rows, distinct, delta)
+
+
+class _Slot:
+    """The deltas whose spans end in one slot of the window.
+
+    Keeps, per entry it touched (``entries[i]`` is local row ``i``), the
+    failures, min and max, and the buckets: as the deltas' own arrays while
+    they are smaller than a dense block of those rows, merged into one dense
+    block after that. That is what is needed to take the slot back out of the
+    window sum, plus its min and max, which a sum cannot give back.
+    """
+
+    __slots__ = ("_local", "counts", "entries", "failures", "highs", "lows", "pending",
+                 "pending_buckets", "span_end", "span_start", "width")
+
+    def __init__(self, span_start: float, span_end: float, width: int) -> None:
+        self.span_start = span_start
+        self.span_end = span_end
+        self.width = width
+        self.entries: list[int] = []
+        self._local: dict[int, int] = {}
+        self.failures: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.lows: NDArray[np.float64] = np.zeros(0)
+        self.highs: NDArray[np.float64] = np.zeros(0)
+        self.counts: NDArray[np.int64] | None = None  # dense local rows, once merged
+        self.pending: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
+        self.pending_buckets = 0
+
+    def add(self, entries: list[int], distinct: bool, delta: PackedDelta) -> None:
+        """Remember ``delta``'s entries (entry numbers ``entries``)."""
         local = self._local
-        rows = []
+        order = self.entries
+        rows_list = []
         for entry in entries:
             row = local.get(entry)
             if row is None:
                 row = local[entry] = len(order)
                 order.append(entry)
-            rows.append(row)
-        return rows
-
-    def add_into(self, total: _Block, entries: int) -> None:
-        """Add this block's rows of entries below ``entries`` to the global block ``total``."""
-        if self.order is None:
-            rows = min(self.rows, entries)
-            total.counts[:rows] += self.counts[:rows]
-            total.failures[:rows] += self.failures[:rows]
-            np.minimum(total.lows[:rows], self.lows[:rows], out=total.lows[:rows])
-            np.maximum(total.highs[:rows], self.highs[:rows], out=total.highs[:rows])
+            rows_list.append(row)
+        self._reserve(len(order))
+        rows = np.array(rows_list, dtype=np.intp)
+        _add_failures_min_max(self.failures, self.lows, self.highs, rows, distinct, delta)
+        buckets = delta.buckets
+        bucket_rows = np.repeat(rows, buckets.lengths)
+        if self.counts is not None:
+            _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts, distinct)
             return
-        used = len(self.order)
-        if not used:
+        self.pending.append((bucket_rows, buckets.columns, buckets.counts))
+        self.pending_buckets += int(buckets.counts.size)
+        # About 24 bytes a pending bucket against 8 a dense cell: merge once larger.
+        if self.pending_buckets * 3 > len(order) * self.width:
+            counts = np.zeros((self.failures.size, self.width), dtype=np.int64)
+            for pending_rows, columns, pending_counts in self.pending:
+                np.add.at(counts, (pending_rows, columns), pending_counts)
+            self.counts = counts
+            self.pending = []
+
+    def _reserve(self, rows: int) -> None:
+        have = self.failures.size
+        if rows <= have:
             return
-        target = np.array(self.order, dtype=np.intp)  # distinct entries
-        total.counts[target] += self.counts[:used]
-        total.failures[target] += self.failures[:used]
-        total.lows[target] = np.minimum(total.lows[target], self.lows[:used])
-        total.highs[target] = np.maximum(total.highs[target], self.highs[:used])
+        size = max(rows, 2 * have, _MIN_BLOCK_ROWS)
+        self.failures = np.concatenate((self.failures, np.zeros(size - have, dtype=np.int64)))
+        self.lows = np.concatenate((self.lows, np.full(size - have, np.inf)))
+        self.highs = np.concatenate((self.highs, np.full(size - have, -np.inf)))
+        if self.counts is not None:
+            grown = np.zeros((size, self.width), dtype=np.int64)
+            grown[:have] = self.counts
+            self.counts = grown
+
+    def add_buckets_to(self, counts: NDArray[np.int64], sign: int) -> None:
+        """Add (``sign`` 1) or subtract (``sign`` -1) this slot's buckets to ``counts``
+        (a global block's, one row per entry)."""
+        if not self.entries:
+            return
+        entries = np.array(self.entries, dtype=np.intp)
+        if self.counts is not None:
+            counts[entries] += sign * self.counts[:entries.size]  # entries are distinct
+            return
+        for bucket_rows, columns, bucket_counts in self.pending:
+            np.add.at(counts, (entries[bucket_rows], columns), sign * bucket_counts)
+
+    def by_entry(self) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.float64],
+                                NDArray[np.float64]]:
+        """(entries, failures, lows, highs) of the entries this slot touched."""
+        used = len(self.entries)
+        return (np.array(self.entries, dtype=np.intp), self.failures[:used], self.lows[:used],
+                self.highs[:used])
 
 
-class _Slot:
-    """The deltas whose spans end in one slot of the window, merged."""
+def _add_buckets(target: NDArray[np.int64], rows: NDArray[np.intp], columns: NDArray[np.intp],
+                 counts: NDArray[np.int64], distinct: bool) -> None:
+    if distinct:
+        target[rows, columns] += counts
+    else:
+        np.add.at(target, (rows, columns), counts)
 
-    __slots__ = ("block", "span_end", "span_start")
 
-    def __init__(self, span_start: float, span_end: float, block: _Block) -> None:
-        self.span_start = span_start
-        self.span_end = span_end
-        self.block = block
+def _add_failures_min_max(failures: NDArray[np.int64], lows: NDArray[np.float64],
+                          highs: NDArray[np.float64], rows: NDArray[np.intp], distinct: bool,
+                          delta: PackedDelta) -> None:
+    lengths = delta.buckets.lengths
+    new_lows, new_highs, new_failures = delta.lows, delta.highs, delta.failures
+    if distinct:
+        failures[rows] += new_failures
+    else:
+        np.add.at(failures, rows, new_failures)
+    touched = lengths > 0
+    if not touched.all():  # an empty histogram's min and max are not values
+        rows, new_lows, new_highs = rows[touched], new_lows[touched], new_highs[touched]
+    if distinct:
+        lows[rows] = np.minimum(lows[rows], new_lows)
+        highs[rows] = np.maximum(highs[rows], new_highs)
+    else:
+        np.minimum.at(lows, rows, new_lows)
+        np.maximum.at(highs, rows, new_highs)
 
 
 class _Rows:
@@ -216,7 +299,6 @@ class Aggregator:
     """Run totals and the current window, built from applied deltas."""
 
     __slots__ = (
-        "_archive",
         "_errors",
         "_exceptions",
         "_keys",
@@ -229,10 +311,12 @@ class Aggregator:
         "_recent",
         "_response_bytes",
         "_rows",
+        "_run",
         "_slot_width",
         "_start",
         "_total_ns",
         "_window",
+        "_window_sum",
     )
 
     def __init__(
@@ -277,9 +361,8 @@ class Aggregator:
         # Exact run sums per row, in Python integers: they are not bounded by the wire.
         self._response_bytes: list[int] = []
         self._total_ns: list[int] = []
-        # Buckets, failures, min and max of the deltas whose slot left the window; the
-        # live slots add theirs in snapshot().
-        self._archive = _Block(0, self._layout.size)
+        self._run = _Block(0, self._layout.size)
+        self._window_sum = _Block(0, self._layout.size)  # the live slots' buckets, failures
         self._named_entries = 0
         self._errors = _Rows(self._max_errors, _OVERFLOW_ERROR)
         self._exceptions = _Rows(self._max_errors, _OVERFLOW_EXCEPTION)
@@ -297,8 +380,8 @@ class Aggregator:
 
         Raises ``ValueError`` (and changes nothing) if ``delta`` breaks an
         invariant of :mod:`phalanx.stats.delta`, if its histograms have
-        another relative error than this aggregator, or if ``received_at`` is
-        not finite.
+        another relative error than this aggregator, if ``received_at`` is
+        not finite, or if the delta ends beyond any slot of the window.
         """
         packed = delta if isinstance(delta, PackedDelta) else check_delta(delta)
         if packed.names and packed.relative_error != self._layout.relative_error:
@@ -318,10 +401,9 @@ class Aggregator:
         if not math.isfinite(span_end / self._slot_width):
             raise ValueError(f"delta end {span_end!r} is beyond any slot of the window")
         # Nothing above changed any state; nothing below raises.
-        if span_end > self._latest_end - self._window:
-            block = self._slot_for(span_start, span_end).block
-        else:  # already older than the window: straight into the run
-            block = self._archive
+        slot = None
+        if span_end > self._latest_end - self._window:  # else: only the run counts it
+            slot = self._slot_for(span_start, span_end)
 
         keys = list(zip(packed.methods, packed.names, strict=True))
         known = self._rows
@@ -335,7 +417,23 @@ class Aggregator:
             response_bytes[row] += sent
             total_ns[row] += nanoseconds
         if rows:
-            _add_entries(block, len(self._keys), rows, packed)
+            distinct = len(set(rows)) == len(rows)
+            row_array = np.array(rows, dtype=np.intp)
+            entries = len(self._keys)
+            buckets = packed.buckets
+            bucket_rows = np.repeat(row_array, buckets.lengths)
+            self._run.reserve(entries)
+            self._run.add(row_array, bucket_rows, distinct, packed)
+            if slot is not None:
+                window = self._window_sum
+                window.reserve(entries)
+                _add_buckets(window.counts, bucket_rows, buckets.columns, buckets.counts,
+                             distinct)
+                if distinct:
+                    window.failures[row_array] += packed.failures
+                else:
+                    np.add.at(window.failures, row_array, packed.failures)
+                slot.add(rows, distinct, packed)
         for error in packed.errors:
             self._errors.add((error.method, error.name, error.kind, error.message), error.count)
         for exc in packed.exceptions:
@@ -349,9 +447,8 @@ class Aggregator:
         slot = self._recent.get(number)
         if slot is None:
             if len(self._recent) >= self._max_recent:
-                self._archive_slot(min(self._recent, key=lambda k: self._recent[k].span_end))
-            block = _Block(0, self._layout.size, local=True)
-            slot = self._recent[number] = _Slot(span_start, span_end, block)
+                self._expire(min(self._recent, key=lambda k: self._recent[k].span_end))
+            slot = self._recent[number] = _Slot(span_start, span_end, self._layout.size)
         else:
             slot.span_start = min(slot.span_start, span_start)
             slot.span_end = max(slot.span_end, span_end)
@@ -360,25 +457,14 @@ class Aggregator:
     def _prune(self) -> None:
         horizon = self._latest_end - self._window
         for number in [n for n, slot in self._recent.items() if slot.span_end <= horizon]:
-            self._archive_slot(number)
+            self._expire(number)
 
-    def _archive_slot(self, number: int) -> None:
-        """Fold a slot that left the window into the run totals (once per slot)."""
-        block = self._recent.pop(number).block
-        self._archive.reserve(len(self._keys))
-        block.add_into(self._archive, len(self._keys))
-
-    def _sum_blocks(self, blocks: list[_Block]) -> _Block:
-        """The sum of ``blocks``, exactly one row per entry."""
-        rows = len(self._keys)
-        total = _Block(rows, self._layout.size)
-        for block in blocks:
-            block.add_into(total, rows)
-        return total
-
-    def _run_block(self) -> _Block:
-        """Archive plus every live slot: the whole run."""
-        return self._sum_blocks([self._archive, *(slot.block for slot in self._recent.values())])
+    def _expire(self, number: int) -> None:
+        """Take a slot that left the window out of the window sum (once per slot)."""
+        slot = self._recent.pop(number)
+        slot.add_buckets_to(self._window_sum.counts, -1)
+        entries, failures, _lows, _highs = slot.by_entry()
+        self._window_sum.failures[entries] -= failures
 
     def _histogram_of(self, block: _Block, row: int, total_ns: int) -> Histogram:
         layout = self._layout
@@ -394,29 +480,64 @@ class Aggregator:
         row = self._rows.get((method, name))
         if row is None:
             return None
-        return self._histogram_of(self._run_block(), row, self._total_ns[row])
+        return self._histogram_of(self._run, row, self._total_ns[row])
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""
-        return self._histogram_of(_total_row(self._run_block()), 0, sum(self._total_ns))
+        return self._histogram_of(_total_row(self._used(self._run)), 0, sum(self._total_ns))
+
+    def _used(self, block: _Block) -> _Block:
+        """``block``'s rows of the entries in use, sharing memory."""
+        entries = len(self._keys)
+        view = object.__new__(_Block)
+        view.counts = block.counts[:entries]
+        view.failures = block.failures[:entries]
+        view.lows = block.lows[:entries]
+        view.highs = block.highs[:entries]
+        return view
+
+    def _window_block(self, selected: list[_Slot], others: list[_Slot]) -> _Block:
+        """Buckets, failures, min and max of the ``selected`` live slots, per entry."""
+        entries = len(self._keys)
+        window = self._used(self._window_sum)
+        if others:  # live slots outside the window asked for: take them back out
+            window = _Block(entries, self._layout.size)
+            window.counts[:] = self._window_sum.counts[:entries]
+            window.failures[:] = self._window_sum.failures[:entries]
+            for slot in others:
+                slot.add_buckets_to(window.counts, -1)
+                slot_entries, failures, _lows, _highs = slot.by_entry()
+                window.failures[slot_entries] -= failures
+        lows = np.full(entries, np.inf)
+        highs = np.full(entries, -np.inf)
+        for slot in selected:
+            slot_entries, _failures, slot_lows, slot_highs = slot.by_entry()
+            lows[slot_entries] = np.minimum(lows[slot_entries], slot_lows)
+            highs[slot_entries] = np.maximum(highs[slot_entries], slot_highs)
+        result = object.__new__(_Block)
+        result.counts, result.failures = window.counts, window.failures
+        result.lows, result.highs = lows, highs
+        return result
 
     def snapshot(self, now: float) -> StatsSnapshot:
         """The run and the current window as seen at ``now`` (does not change state).
 
-        Cost: every live slot's block is added once (into the run, and into the
-        window when inside it) and the percentiles of every row are read in one
-        pass; the work does not grow with the number of deltas.
+        Cost: the run and the window sum are read as they are (the few live slots
+        outside the window asked for, if any, are taken out of a copy), and every
+        percentile of every row is read in one pass; the work does not grow with
+        the number of deltas.
         """
         duration = max(0.0, now - self._start)
         low = now - self._window
         selected = [slot for slot in self._recent.values() if low < slot.span_end <= now]
+        others = [slot for slot in self._recent.values() if not low < slot.span_end <= now]
         covered = (
             max(slot.span_end for slot in selected) - min(slot.span_start for slot in selected)
             if selected
             else 0.0
         )
-        run = self._run_block()
-        window = self._sum_blocks([slot.block for slot in selected])
+        run = self._used(self._run)
+        window = self._window_block(selected, others)
         run_total = _total_row(run)
         window_total = _total_row(window)
         layout = self._layout
@@ -499,33 +620,6 @@ class Aggregator:
         self._response_bytes.append(0)
         self._total_ns.append(0)
         return row
-
-
-def _add_entries(block: _Block, entries: int, rows: list[int], delta: PackedDelta) -> None:
-    """Add the entries of ``delta`` (entry numbers ``rows``, ``entries`` in use) to ``block``."""
-    buckets = delta.buckets
-    lengths = buckets.lengths
-    targets = block.rows_of(rows)
-    block.reserve(entries if block.order is None else len(block.order))
-    row_array = np.array(targets, dtype=np.intp)
-    bucket_rows = np.repeat(row_array, lengths)
-    failures, lows, highs = delta.failures, delta.lows, delta.highs
-    nonempty = lengths > 0
-    if not nonempty.all():
-        row_array, failures = row_array[nonempty], failures[nonempty]
-        lows, highs = lows[nonempty], highs[nonempty]
-    if len(set(rows)) == len(rows):
-        # Distinct rows (the usual case): each (row, column) appears once, so plain fancy
-        # indexing adds correctly, at a fraction of the cost of the ufunc.at calls.
-        block.counts[bucket_rows, buckets.columns] += buckets.counts
-        block.failures[row_array] += failures
-        block.lows[row_array] = np.minimum(block.lows[row_array], lows)
-        block.highs[row_array] = np.maximum(block.highs[row_array], highs)
-    else:  # entries folded into the overflow row share it: every one must count
-        np.add.at(block.counts, (bucket_rows, buckets.columns), buckets.counts)
-        np.add.at(block.failures, row_array, failures)
-        np.minimum.at(block.lows, row_array, lows)
-        np.maximum.at(block.highs, row_array, highs)
 
 
 def _total_row(block: _Block) -> _Block:

@@ -419,8 +419,39 @@ def test_a_slot_holds_rows_only_for_the_entries_its_deltas_touched() -> None:
     snapshot = aggregator.snapshot(40.0)
     assert len(snapshot.entries) == 120
     assert snapshot.total.num_requests == 120
-    live = [slot.block for slot in aggregator._recent.values()]
+    live = list(aggregator._recent.values())
     assert live
-    assert all(block.order is not None and len(block.order) == 3 for block in live)
-    assert all(block.rows <= 16 for block in live)  # not one row per entry ever seen
+    assert all(len(slot.entries) == 3 for slot in live)
+    # not one row per entry ever seen
+    assert all(slot.counts is None or slot.counts.shape[0] <= 16 for slot in live)
     assert snapshot.total.current_rps == pytest.approx(3.0, rel=0.15)
+
+
+def test_a_busy_slot_merges_its_deltas_densely_and_leaves_the_window_whole() -> None:
+    aggregator = Aggregator(start=0.0, window=2.0)
+    expected = Histogram()
+    window = Histogram()
+    for k in range(60):  # 60 deltas of one entry land in the slot ending at 1.0
+        recorder = Recorder(0.0)
+        for i in range(40):
+            elapsed = 0.001 * (1 + (k * 37 + i * 11) % 900)
+            recorder.record("GET", "/busy", elapsed, 1, FAIL if i == 0 else None)
+            expected.record(elapsed)
+            window.record(elapsed)
+        aggregator.apply(recorder.take_delta(1.0), received_at=1.0)
+    (slot,) = aggregator._recent.values()
+    assert slot.counts is not None  # merged into a dense block once the deltas outgrew it
+    snapshot = aggregator.snapshot(1.0)
+    (entry,) = snapshot.entries
+    assert entry.current_percentiles == tuple(zip(PERCENTILES, window.percentiles(PERCENTILES),
+                                                  strict=True))
+    assert entry.current_failures_per_s * 1.0 == pytest.approx(60.0)
+    # a later delta pushes the busy slot out of the window: only the run keeps it
+    aggregator.apply(one_request_delta(4.0, 5.0, 0.5, name="/busy"), received_at=5.0)
+    later = aggregator.snapshot(5.0).entries[0]
+    expected.record(0.5)
+    assert aggregator.histogram("GET", "/busy") == expected
+    assert later.num_requests == 60 * 40 + 1
+    assert later.current_percentiles[0] == (0.5, 0.5)
+    assert later.current_failures_per_s == 0.0
+    assert aggregator._window_sum.counts.sum() == 1  # the busy slot was taken back out

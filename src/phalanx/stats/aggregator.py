@@ -34,26 +34,25 @@ should be applied with ``received_at=<master time>``: the span is then
 
 Cost (a master merges every worker's delta): the histograms live in numpy
 arrays, one row per entry and one column per bucket
-(:mod:`phalanx.stats.dense`). Two global blocks are kept up to date as deltas
-arrive: the *run* (every delta) and the *window sum* (the deltas of the live
-slots). ``apply`` adds the buckets of a whole delta to both with a fixed
-number of numpy calls (only the exact byte and nanosecond sums are added in
-Python, once per entry) and remembers them in their slot; when a slot leaves
-the window (``window`` behind the latest span end seen) its buckets are
-subtracted from the window sum, once. A slot keeps its deltas' buckets as
-they came (about 12 bytes per bucket) until that outgrows a dense block of
-the rows it touched, then merges them into one. ``snapshot`` reads the run
-and the window sum as they are (subtracting the few live slots outside the
-window asked for, if any) and every percentile of every row in one pass over
-the rows and columns in use, so its cost does not grow with the number of
-workers or deltas. ``apply`` trusts a :class:`~phalanx.stats.delta.PackedDelta`
-(:func:`~phalanx.stats.delta.decode_delta` makes one after checking it;
-a :class:`~phalanx.stats.delta.StatsDelta` is checked on the way in).
+(:mod:`phalanx.stats.dense`). ``apply`` adds a whole delta to its slot with a
+fixed number of numpy calls (only the exact byte and nanosecond sums are
+added in Python, once per entry). A slot keeps its deltas' buckets as they
+came (about 24 bytes per bucket) until a dense block of the entries it
+touched (8 bytes per cell) is smaller, then merges them into one; so a slot
+costs memory for the entries active in its second, never more than about
+twice the smaller form. A slot that leaves the window (``window`` behind the
+latest span end seen) is folded, once, into the *archive*: one dense row per
+entry. ``snapshot`` adds the live slots to a copy of the archive (the run)
+and the selected ones to an empty block (the window), and reads every
+percentile of every row in one pass over the rows and columns in use, so its
+cost does not grow with the number of workers or deltas. ``apply`` trusts a
+:class:`~phalanx.stats.delta.PackedDelta` (:func:`~phalanx.stats.delta.decode_delta`
+makes one after checking it; a :class:`~phalanx.stats.delta.StatsDelta` is
+checked on the way in).
 
-Memory: the run and the window sum are 8 bytes per entry and bucket column
-each (about 10 KB per entry at the default 1 % error: 2 MB for 100 entries,
-200 MB for 10,000), plus each live slot's buckets, at most about twice a
-dense block of the entries active in that slot's second.
+Memory: the archive is about 10 KB per entry at the default 1 % error (1 MB
+for 100 entries, 100 MB for 10,000), and a snapshot builds two more blocks
+of that size while it runs; the live slots add what their seconds touched.
 
 Bounds
 ------
@@ -223,24 +222,20 @@ class _Slot:
             grown[:have] = self.counts
             self.counts = grown
 
-    def add_buckets_to(self, counts: NDArray[np.int64], sign: int) -> None:
-        """Add (``sign`` 1) or subtract (``sign`` -1) this slot's buckets to ``counts``
-        (a global block's, one row per entry)."""
+    def add_to(self, total: _Block) -> None:
+        """Add this slot to ``total`` (a block with one row per entry, room for all)."""
         if not self.entries:
             return
-        entries = np.array(self.entries, dtype=np.intp)
+        entries = np.array(self.entries, dtype=np.intp)  # distinct
+        used = entries.size
         if self.counts is not None:
-            counts[entries] += sign * self.counts[:entries.size]  # entries are distinct
-            return
-        for bucket_rows, columns, bucket_counts in self.pending:
-            np.add.at(counts, (entries[bucket_rows], columns), sign * bucket_counts)
-
-    def by_entry(self) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.float64],
-                                NDArray[np.float64]]:
-        """(entries, failures, lows, highs) of the entries this slot touched."""
-        used = len(self.entries)
-        return (np.array(self.entries, dtype=np.intp), self.failures[:used], self.lows[:used],
-                self.highs[:used])
+            total.counts[entries] += self.counts[:used]
+        else:
+            for bucket_rows, columns, bucket_counts in self.pending:
+                np.add.at(total.counts, (entries[bucket_rows], columns), bucket_counts)
+        total.failures[entries] += self.failures[:used]
+        total.lows[entries] = np.minimum(total.lows[entries], self.lows[:used])
+        total.highs[entries] = np.maximum(total.highs[entries], self.highs[:used])
 
 
 def _add_buckets(target: NDArray[np.int64], rows: NDArray[np.intp], columns: NDArray[np.intp],
@@ -299,6 +294,7 @@ class Aggregator:
     """Run totals and the current window, built from applied deltas."""
 
     __slots__ = (
+        "_archive",
         "_errors",
         "_exceptions",
         "_keys",
@@ -311,12 +307,10 @@ class Aggregator:
         "_recent",
         "_response_bytes",
         "_rows",
-        "_run",
         "_slot_width",
         "_start",
         "_total_ns",
         "_window",
-        "_window_sum",
     )
 
     def __init__(
@@ -361,8 +355,9 @@ class Aggregator:
         # Exact run sums per row, in Python integers: they are not bounded by the wire.
         self._response_bytes: list[int] = []
         self._total_ns: list[int] = []
-        self._run = _Block(0, self._layout.size)
-        self._window_sum = _Block(0, self._layout.size)  # the live slots' buckets, failures
+        # Everything of the deltas whose slot left the window (and of deltas already
+        # older than it); the live slots add theirs in snapshot().
+        self._archive = _Block(0, self._layout.size)
         self._named_entries = 0
         self._errors = _Rows(self._max_errors, _OVERFLOW_ERROR)
         self._exceptions = _Rows(self._max_errors, _OVERFLOW_EXCEPTION)
@@ -418,22 +413,13 @@ class Aggregator:
             total_ns[row] += nanoseconds
         if rows:
             distinct = len(set(rows)) == len(rows)
-            row_array = np.array(rows, dtype=np.intp)
-            entries = len(self._keys)
-            buckets = packed.buckets
-            bucket_rows = np.repeat(row_array, buckets.lengths)
-            self._run.reserve(entries)
-            self._run.add(row_array, bucket_rows, distinct, packed)
             if slot is not None:
-                window = self._window_sum
-                window.reserve(entries)
-                _add_buckets(window.counts, bucket_rows, buckets.columns, buckets.counts,
-                             distinct)
-                if distinct:
-                    window.failures[row_array] += packed.failures
-                else:
-                    np.add.at(window.failures, row_array, packed.failures)
                 slot.add(rows, distinct, packed)
+            else:
+                row_array = np.array(rows, dtype=np.intp)
+                self._archive.reserve(len(self._keys))
+                self._archive.add(row_array, np.repeat(row_array, packed.buckets.lengths),
+                                  distinct, packed)
         for error in packed.errors:
             self._errors.add((error.method, error.name, error.kind, error.message), error.count)
         for exc in packed.exceptions:
@@ -460,11 +446,10 @@ class Aggregator:
             self._expire(number)
 
     def _expire(self, number: int) -> None:
-        """Take a slot that left the window out of the window sum (once per slot)."""
+        """Fold a slot that left the window into the archive (once per slot)."""
         slot = self._recent.pop(number)
-        slot.add_buckets_to(self._window_sum.counts, -1)
-        entries, failures, _lows, _highs = slot.by_entry()
-        self._window_sum.failures[entries] -= failures
+        self._archive.reserve(len(self._keys))
+        slot.add_to(self._archive)
 
     def _histogram_of(self, block: _Block, row: int, total_ns: int) -> Histogram:
         layout = self._layout
@@ -480,44 +465,28 @@ class Aggregator:
         row = self._rows.get((method, name))
         if row is None:
             return None
-        return self._histogram_of(self._run, row, self._total_ns[row])
+        return self._histogram_of(self._run_block(), row, self._total_ns[row])
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""
-        return self._histogram_of(_total_row(self._used(self._run)), 0, sum(self._total_ns))
+        return self._histogram_of(_total_row(self._run_block()), 0, sum(self._total_ns))
 
-    def _used(self, block: _Block) -> _Block:
-        """``block``'s rows of the entries in use, sharing memory."""
+    def _sum(self, slots: list[_Slot], *, archive: bool) -> _Block:
+        """Everything of ``slots`` (and of the archive), one row per entry in use."""
         entries = len(self._keys)
-        view = object.__new__(_Block)
-        view.counts = block.counts[:entries]
-        view.failures = block.failures[:entries]
-        view.lows = block.lows[:entries]
-        view.highs = block.highs[:entries]
-        return view
+        total = _Block(entries, self._layout.size)
+        if archive:
+            have = min(entries, self._archive.rows)
+            total.counts[:have] = self._archive.counts[:have]
+            total.failures[:have] = self._archive.failures[:have]
+            total.lows[:have] = self._archive.lows[:have]
+            total.highs[:have] = self._archive.highs[:have]
+        for slot in slots:
+            slot.add_to(total)
+        return total
 
-    def _window_block(self, selected: list[_Slot], others: list[_Slot]) -> _Block:
-        """Buckets, failures, min and max of the ``selected`` live slots, per entry."""
-        entries = len(self._keys)
-        window = self._used(self._window_sum)
-        if others:  # live slots outside the window asked for: take them back out
-            window = _Block(entries, self._layout.size)
-            window.counts[:] = self._window_sum.counts[:entries]
-            window.failures[:] = self._window_sum.failures[:entries]
-            for slot in others:
-                slot.add_buckets_to(window.counts, -1)
-                slot_entries, failures, _lows, _highs = slot.by_entry()
-                window.failures[slot_entries] -= failures
-        lows = np.full(entries, np.inf)
-        highs = np.full(entries, -np.inf)
-        for slot in selected:
-            slot_entries, _failures, slot_lows, slot_highs = slot.by_entry()
-            lows[slot_entries] = np.minimum(lows[slot_entries], slot_lows)
-            highs[slot_entries] = np.maximum(highs[slot_entries], slot_highs)
-        result = object.__new__(_Block)
-        result.counts, result.failures = window.counts, window.failures
-        result.lows, result.highs = lows, highs
-        return result
+    def _run_block(self) -> _Block:
+        return self._sum(list(self._recent.values()), archive=True)
 
     def snapshot(self, now: float) -> StatsSnapshot:
         """The run and the current window as seen at ``now`` (does not change state).
@@ -530,14 +499,13 @@ class Aggregator:
         duration = max(0.0, now - self._start)
         low = now - self._window
         selected = [slot for slot in self._recent.values() if low < slot.span_end <= now]
-        others = [slot for slot in self._recent.values() if not low < slot.span_end <= now]
         covered = (
             max(slot.span_end for slot in selected) - min(slot.span_start for slot in selected)
             if selected
             else 0.0
         )
-        run = self._used(self._run)
-        window = self._window_block(selected, others)
+        run = self._run_block()
+        window = self._sum(selected, archive=False)
         run_total = _total_row(run)
         window_total = _total_row(window)
         layout = self._layout

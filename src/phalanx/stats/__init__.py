@@ -5,8 +5,10 @@ Data flows one way through this package::
     RequestRecorder calls -> Recorder (worker) -> StatsDelta -> encode_delta
     -> bytes -> decode_delta -> PackedDelta -> Aggregator (master) -> StatsSnapshot
 
-:class:`Histogram` holds all latency math; :mod:`phalanx.stats.limits` holds
-the size limits and overflow names shared by both ends.
+:mod:`phalanx.stats.layout` holds the bucket math, :class:`Histogram` one
+histogram and :mod:`phalanx.stats.dense` many as arrays (the master's merge);
+:mod:`phalanx.stats.limits` holds the size limits and overflow names shared by
+both ends.
 """
 
 from phalanx.stats.aggregator import Aggregator

@@ -15,7 +15,9 @@ validated arrays the :class:`~phalanx.stats.aggregator.Aggregator` merges.
 Deltas cross a trust boundary (worker to master). :func:`decode_delta` is the
 only way in from bytes: it enforces a size limit, decodes strictly against the
 schema and then checks every invariant, raising ``ValueError`` (and nothing
-else) on any bad input. A :class:`PackedDelta` exists only once checked.
+else) on any bad input. :class:`~phalanx.stats.aggregator.Aggregator` trusts a
+:class:`PackedDelta`: make one only with :func:`decode_delta` (or
+:func:`check_delta`), never by hand.
 
 Invariants of a valid delta
 ---------------------------

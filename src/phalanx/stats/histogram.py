@@ -1,6 +1,8 @@
 """A mergeable, log-bucketed latency histogram with a bounded relative error.
 
-All latency math in phalanx lives in this module.
+One histogram, recorded into on the hot path; :mod:`phalanx.stats.layout` holds
+the bucket math it shares with :mod:`phalanx.stats.dense` (many histograms as
+arrays, for the master's merge).
 
 Layout
 ------

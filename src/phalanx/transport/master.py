@@ -271,8 +271,9 @@ class MasterSocket:
         finally:
             # Sending lets ZeroMQ process pending commands, which can swallow the descriptor
             # signal a parked recv() is waiting for.
-            if self._readable is not None:
-                self._readable.notice()
+            readable = self._readable
+            if readable is not None and readable.parked:
+                readable.notice()
         return True
 
     def name_of(self, worker: WorkerKey) -> str:

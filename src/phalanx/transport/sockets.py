@@ -72,12 +72,13 @@ class Readable:
     and the event loop polls it level-triggered, so the reader callback asks
     (through :meth:`notice`) every time: no busy loop while nobody waits.
     Another task's send or receive on the socket can consume a change before
-    the descriptor reports it; such code calls :meth:`notice` afterwards.
+    the descriptor reports it; such code calls :meth:`notice` afterwards
+    while a wait is :attr:`parked`.
     Use it from the event loop that made it, and :meth:`close` it before the
     socket.
     """
 
-    __slots__ = ("_changed", "_fd", "_loop", "_socket", "suspended")
+    __slots__ = ("_changed", "_fd", "_loop", "_socket", "parked", "suspended")
 
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
@@ -86,6 +87,8 @@ class Readable:
         self._changed = asyncio.Event()
         self.suspended = False
         """Whether the last :meth:`wait` gave the event loop a turn."""
+        self.parked = False
+        """Whether a :meth:`wait` is suspended now (only then can a change be missed)."""
         self._loop.add_reader(self._fd, self.notice)
 
     def ready(self) -> bool:
@@ -109,12 +112,14 @@ class Readable:
             remaining = deadline - self._loop.time()
             if remaining <= 0:
                 return False
-            self.suspended = True
+            self.suspended = self.parked = True
             try:
                 async with asyncio.timeout(remaining):
                     await self._changed.wait()
             except TimeoutError:
                 return self.ready()
+            finally:
+                self.parked = False
 
     def close(self) -> None:
         self._loop.remove_reader(self._fd)

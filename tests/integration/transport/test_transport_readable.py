@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -91,3 +92,33 @@ async def test_close_stops_watching_the_descriptor(
     readable = Readable(receiver)
     readable.close()
     assert not asyncio.get_running_loop().remove_reader(receiver.FD)
+
+
+async def test_notice_wakes_a_parked_wait_after_another_task_used_the_socket() -> None:
+    context = zmq.Context()
+    receiver = context.socket(zmq.PAIR)
+    sender = context.socket(zmq.PAIR)
+    try:
+        for socket in (receiver, sender):
+            socket.setsockopt(zmq.LINGER, 0)
+        port = receiver.bind_to_random_port("tcp://127.0.0.1")
+        sender.connect(f"tcp://127.0.0.1:{port}")
+        readable = Readable(receiver)
+        waiter = asyncio.get_running_loop().create_task(readable.wait(WAIT))
+        while not readable.parked:
+            await asyncio.sleep(0)
+        sender.send(b"one")
+        # Another task asks ZeroMQ itself (as a send on this socket does): that can swallow
+        # the descriptor's signal before the loop sees it, so it must notice() for the waiter.
+        deadline = time.monotonic() + WAIT
+        while not receiver.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            assert time.monotonic() < deadline, "the message never arrived"
+        assert readable.parked
+        readable.notice()
+        assert await asyncio.wait_for(waiter, WAIT) is True
+        assert not readable.parked
+        readable.close()
+    finally:
+        sender.close(0)
+        receiver.close(0)
+        context.term()

@@ -64,6 +64,7 @@ from phalanx.security.audit_chain import (
     make_entry,
     verify_lines,
 )
+from phalanx.security.files import fsync_dir
 
 __all__ = ["LOG_MODE", "AuditError", "AuditLog", "read_log"]
 
@@ -270,7 +271,7 @@ def _open_private(path: Path) -> int:
             raise AuditError(f"audit log {path} is not a regular file")
         if created:
             os.fchmod(fd, LOG_MODE)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         else:
             mode = stat.S_IMODE(info.st_mode)
             if mode & 0o077:
@@ -315,19 +316,6 @@ def _lines(fd: int) -> Iterator[bytes]:
             return
     if pending:
         yield pending
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:  # pragma: no cover - a directory we just created a file in is readable
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 def _why(exc: OSError) -> str:

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from phalanx.core.errors import PhalanxError
+from phalanx.security.files import read_at_most
 from phalanx.security.redaction import MIN_SECRET_LENGTH, Redactor
 
 __all__ = ["ENV_PREFIX", "SecretError", "SecretStore"]
@@ -136,12 +137,7 @@ def _read_file(name: str, path: Path, directory: Path) -> str:
                 f"secret {name!r}: {path} is accessible by group or others"
                 f" (mode {mode:04o}); run chmod 600 on it (Kubernetes: defaultMode 0400)"
             )
-        data = b""
-        while len(data) <= _MAX_FILE_BYTES:
-            chunk = os.read(fd, _MAX_FILE_BYTES + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
+        data = read_at_most(fd, _MAX_FILE_BYTES + 1)
     finally:
         os.close(fd)
     if len(data) > _MAX_FILE_BYTES:

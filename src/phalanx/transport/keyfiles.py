@@ -36,6 +36,7 @@ from typing import Final
 import zmq
 from zmq.utils import z85
 
+from phalanx.security.files import fsync_dir
 from phalanx.transport.errors import KeyFileError
 
 SECRET_MODE: Final = 0o600
@@ -137,7 +138,7 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_limited(path: Path, limit: int) -> tuple[bytes, int]:
@@ -176,16 +177,3 @@ def _parse_fields(path: Path, data: bytes) -> dict[str, bytes]:
         except ValueError as exc:
             raise KeyFileError(f"{path}:{number}: {exc}") from None
     return fields
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - a directory we just wrote into is readable
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)

@@ -111,7 +111,6 @@ class MasterSocket:
                                          recheck_interval=self._limits.allow_list_recheck)
         self._context: zmq.asyncio.Context | None = None
         self._socket: zmq.Socket[bytes] | None = None
-        self._sync: zmq.Socket[bytes] | None = None
         self._zap: ZapServer | None = None
         self._authorizer: Authorizer | None = None
         self._zap_task: asyncio.Task[None] | None = None
@@ -177,7 +176,6 @@ class MasterSocket:
                 socket.bind(self._requested)
             except zmq.ZMQError as exc:
                 raise TransportError(f"cannot bind {self._requested}: {exc}") from None
-            self._sync = socket
             last = socket.getsockopt(zmq.LAST_ENDPOINT)
             self.endpoint = last.decode() if isinstance(last, bytes) else str(last)
         except BaseException:
@@ -193,7 +191,6 @@ class MasterSocket:
             self._drop_readable()
             self._socket.close(linger=0)
             self._socket = None
-            self._sync = None
         task = self._zap_task
         self._zap_task = None
         if task is not None:
@@ -207,7 +204,6 @@ class MasterSocket:
             self._drop_readable()
             self._socket.close(linger=0)
             self._socket = None
-            self._sync = None
         if self._zap is not None:
             self._zap.close()
             self._zap = None
@@ -222,7 +218,7 @@ class MasterSocket:
         :data:`YIELD_INTERVAL_S` has passed since the last time it did (or waited),
         so other tasks run at least that often while messages keep coming.
         """
-        _socket, sync = self._require_open()
+        socket = self._require_open()
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = now + timeout
@@ -231,7 +227,7 @@ class MasterSocket:
             self._yielded_at = loop.time()
         while True:
             self._check_zap()
-            raw = read_message(sync, self._limits.max_frames)
+            raw = read_message(socket, self._limits.max_frames)
             if raw is None:
                 self.drained_at = self._clock()
             else:
@@ -252,13 +248,13 @@ class MasterSocket:
 
     def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
         """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""
-        _socket, sync = self._require_open()
+        socket = self._require_open()
         route = self._routes.get(worker)
         if route is None:
             self.send_failures += 1
             return False
         try:
-            sync.send_multipart([route, encode(message)], flags=zmq.NOBLOCK)
+            socket.send_multipart([route, encode(message)], flags=zmq.NOBLOCK)
         except zmq.Again:
             self.send_failures += 1
             return False
@@ -303,14 +299,14 @@ class MasterSocket:
         self._bad.pop(worker, None)
         self._logged.discard(worker)
 
-    def _require_open(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
-        if self._socket is None or self._sync is None:
+    def _require_open(self) -> zmq.Socket[bytes]:
+        if self._socket is None:
             raise RuntimeError("MasterSocket is not open")
-        return self._socket, self._sync
+        return self._socket
 
     def _require_readable(self) -> Readable:
         if self._readable is None:
-            socket, _sync = self._require_open()
+            socket = self._require_open()
             self._readable = Readable(socket)
         return self._readable
 

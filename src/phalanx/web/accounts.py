@@ -86,6 +86,7 @@ import msgspec
 
 from phalanx.config.durations import parse_duration
 from phalanx.core.errors import ConfigError
+from phalanx.security.files import read_at_most
 from phalanx.transport.keyfiles import write_atomic
 from phalanx.web.passwords import (
     PasswordError,
@@ -434,7 +435,7 @@ def _read_store_file(path: Path) -> tuple[bytes, _Stamp] | None:
                 f"{path} is readable or writable by group or others (mode {mode & 0o777:04o}); "
                 f"the user store must be private: run 'chmod 600 {path}'"
             )
-        data = _read_at_most(fd, MAX_STORE_BYTES + 1)
+        data = read_at_most(fd, MAX_STORE_BYTES + 1)
     except OSError as exc:
         raise AccountError(f"cannot read {path}: {exc.strerror or exc}") from None
     finally:
@@ -442,18 +443,6 @@ def _read_store_file(path: Path) -> tuple[bytes, _Stamp] | None:
     if len(data) > MAX_STORE_BYTES:
         raise AccountError(f"{path} is larger than {MAX_STORE_BYTES} bytes")
     return data, _stamp_of(info)
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    remaining = limit
-    while remaining > 0:
-        chunk = os.read(fd, min(remaining, 1 << 16))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
 
 
 def _stat_stamp(path: Path) -> _Stamp | None:

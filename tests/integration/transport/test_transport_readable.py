@@ -42,13 +42,11 @@ async def test_wait_times_out_with_nothing_to_read_then_wakes_for_a_message(
         assert await readable.wait(QUIET) is False
         assert readable.suspended
 
-        async def send_later() -> None:
-            await asyncio.sleep(0.05)
-            sender.send(b"one")
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(send_later())
-            assert await readable.wait(WAIT) is True
+        waiter = asyncio.get_running_loop().create_task(readable.wait(WAIT))
+        while not readable.parked:  # the send comes once the wait is suspended
+            await asyncio.sleep(0)
+        sender.send(b"one")
+        assert await asyncio.wait_for(waiter, WAIT) is True
         assert receiver.recv(zmq.NOBLOCK) == b"one"
         # A waiting message is seen at once, without giving the loop a turn.
         sender.send(b"two")

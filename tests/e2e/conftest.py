@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from tests.e2e.cluster_support import Processes
+from tests.support.target import ThreadedTarget, start_in_thread
 
 
 def run_phalanx(args: Sequence[str], *, cwd: Path, timeout: float = 60.0,
@@ -53,3 +55,20 @@ def demo_target():  # type: ignore[no-untyped-def]
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@pytest.fixture
+def target() -> Iterator[ThreadedTarget]:
+    """A counting target server on 127.0.0.1 in a thread of the test process."""
+    with start_in_thread() as server:
+        yield server
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Processes]:
+    """Every process a test starts; stopped by PID when it ends."""
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.close()

@@ -20,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from tests.e2e.cluster_support import (
     poll_until,
     requests_to_script_paths,
 )
-from tests.support.target import ThreadedTarget, start_in_thread
+from tests.support.target import ThreadedTarget
 
 from phalanx.transport import KeyDir, fingerprint, read_public_key
 
@@ -44,21 +44,6 @@ pytestmark = pytest.mark.timeout(60)
 
 MASTER_TIMEOUT_S = 3.0
 """The workers' --master-timeout in the master-lost test."""
-
-
-@pytest.fixture
-def target() -> Iterator[ThreadedTarget]:
-    with start_in_thread() as server:
-        yield server
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.close()
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import http.client
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import argon2
 import pytest
 from tests.e2e.cluster_support import SCRIPT, Processes, free_port, poll_until
-from tests.support.target import ThreadedTarget, start_in_thread
+from tests.support.target import ThreadedTarget
 
 from phalanx.transport import KeyDir
 from phalanx.web.accounts import UserStore, add_user, create_token
@@ -27,21 +26,6 @@ from phalanx.web.rbac import Role
 
 CHEAP = argon2.Parameters(type=argon2.Type.ID, version=19, salt_len=16, hash_len=32,
                           time_cost=1, memory_cost=8, parallelism=1)
-
-
-@pytest.fixture
-def target() -> Iterator[ThreadedTarget]:
-    with start_in_thread() as running:
-        yield running
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Processes]:
-    processes = Processes(tmp_path)
-    try:
-        yield processes
-    finally:
-        processes.close()
 
 
 def _api(port: int, token: str, method: str, path: str, body: object = None

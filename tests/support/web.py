@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,26 @@ class Reply:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+def fetch(port: int, method: str, path: str, *, body: bytes | None = None,
+          headers: Mapping[str, str] | None = None,
+          ssl_context: ssl.SSLContext | None = None) -> Reply:
+    """One blocking request to 127.0.0.1:``port`` (``Host`` set to it), on a new connection."""
+    if ssl_context is not None:
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, context=ssl_context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        sent = {"Host": f"127.0.0.1:{port}", **(headers or {})}
+        conn.request(method, path, body=body, headers=sent)
+        response = conn.getresponse()
+        data = response.read()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
+                     response.headers.get_all("set-cookie") or [], data)
+    finally:
+        conn.close()
 
 
 def session_cookie(reply: Reply) -> str:

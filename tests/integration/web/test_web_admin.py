@@ -9,7 +9,6 @@ log file, and the app's own pipeline (RBAC, CSRF, Origin).
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import re
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import argon2
 import pytest
-from tests.support.web import DeferredApp, Reply, session_cookie
+from tests.support.web import DeferredApp, Reply, fetch, session_cookie
 
 from phalanx.engine.runner import RunState, RunStatus
 from phalanx.security.audit import AuditLog
@@ -83,16 +82,7 @@ class Site:
     async def request(self, method: str, path: str, *, body: bytes | None = None,
                       headers: Mapping[str, str] | None = None) -> Reply:
         def call() -> Reply:
-            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-            try:
-                sent = {"Host": f"127.0.0.1:{self.server.port}", **(headers or {})}
-                conn.request(method, path, body=body, headers=sent)
-                response = conn.getresponse()
-                data = response.read()
-                return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                             response.headers.get_all("set-cookie") or [], data)
-            finally:
-                conn.close()
+            return fetch(self.server.port, method, path, body=body, headers=headers)
 
         # Its own threads: the server's work runs in the loop's default executor, and
         # clients blocked there waiting for answers would starve it.

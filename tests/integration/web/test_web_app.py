@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import trustme
-from tests.support.web import DeferredApp, Reply, session_cookie
+from tests.support.web import DeferredApp, Reply, fetch, session_cookie
 
 from phalanx.core.results import RequestFailure
 from phalanx.engine.runner import RunState, RunStatus
@@ -128,20 +128,8 @@ class Site:
     async def request(self, method: str, path: str, *, body: bytes | None = None,
                       headers: Mapping[str, str] | None = None) -> Reply:
         def call() -> Reply:
-            if self.ssl_context is not None:
-                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    "127.0.0.1", self.server.port, timeout=10, context=self.ssl_context)
-            else:
-                conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-            try:
-                sent = {"Host": f"127.0.0.1:{self.server.port}", **(headers or {})}
-                conn.request(method, path, body=body, headers=sent)
-                response = conn.getresponse()
-                data = response.read()
-                return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                             response.headers.get_all("set-cookie") or [], data)
-            finally:
-                conn.close()
+            return fetch(self.server.port, method, path, body=body, headers=headers,
+                         ssl_context=self.ssl_context)
 
         return await asyncio.to_thread(call)
 

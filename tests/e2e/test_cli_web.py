@@ -78,7 +78,11 @@ def test_the_first_admin_password_is_printed_once_and_never_logged(tmp_path: Pat
 
 
 def test_a_web_run_keeps_a_verifiable_audit_log_of_its_start_and_stop(tmp_path: Path) -> None:
-    (tmp_path / "s.py").write_text(SCRIPT)
+    # The script looks for the first admin's password while it is imported: gone already.
+    (tmp_path / "s.py").write_text(
+        "import os, pathlib\n"
+        "pathlib.Path('seen.txt').write_text(repr(os.environ.get('PHALANX_ADMIN_PASSWORD')))\n"
+        + SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHALANX_")}
     env["PHALANX_ADMIN_PASSWORD"] = "audit-test-admin-password"
     with start_in_thread() as target:
@@ -89,6 +93,7 @@ def test_a_web_run_keeps_a_verifiable_audit_log_of_its_start_and_stop(tmp_path: 
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert process.returncode == 0, process.stderr
     assert "created the web UI user" not in process.stderr  # the password came from the env
+    assert (tmp_path / "seen.txt").read_text() == "None"
     log = tmp_path / "phalanx-audit.jsonl"
     assert log.stat().st_mode & 0o777 == 0o600
     entries = [json.loads(line) for line in log.read_text().splitlines()]

@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from phalanx.cli.environment import take_secrets
 from phalanx.core.errors import PhalanxError
 
 EXIT_INTERNAL = 3
@@ -62,6 +63,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    take_secrets()
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command is None:

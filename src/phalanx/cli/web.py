@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from phalanx.cli.environment import take_once
 from phalanx.config.settings import Settings
 from phalanx.core.workers import WorkerSummary
 from phalanx.security.audit import AuditError, AuditLog
@@ -146,11 +147,12 @@ async def web_ui(settings: Settings, control: RunControl, *,
                                     os.environ)
     store = UserStore.open(store_path, create=True)
     passwords = Passwords()
+    taken = take_once(ADMIN_PASSWORD_ENV)  # out of os.environ since start-up (cli.environment)
     generated = ensure_admin(
-        store, passwords=passwords, now=time.time(), environ=os.environ,
+        store, passwords=passwords, now=time.time(),
+        environ={} if taken is None else {ADMIN_PASSWORD_ENV: taken},
         password_file=Path(settings.admin_password_file) if settings.admin_password_file
         else None)
-    os.environ.pop(ADMIN_PASSWORD_ENV, None)  # used once; scripts and children never see it
     if generated is not None:
         # Straight to the terminal, once: never through logging (log files keep it).
         print(f"\nphalanx: created the web UI user 'admin' in {store_path} with the password\n"

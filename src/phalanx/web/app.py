@@ -217,7 +217,10 @@ async def login(request: Request, ctx: WebContext, who: Identity | None) -> Resp
         ctx.throttle.end(user, address)
     if identity is None:
         ctx.throttle.failed(user, address, ctx.clock())
-        _audit(ctx, user or "-", address, "login_failed", {})
+        # The name only if it is an account: a password typed into the name field must
+        # not stay in a log that cannot be edited.
+        known = bool(user) and ctx.auth.epoch_of(user) is not None
+        _audit(ctx, user if known else "-", address, "login_failed", {"known_user": known})
         # One message for a wrong password and an unknown user: no enumeration.
         return _page("login.html", error="wrong user name or password")
     ctx.throttle.succeeded(user)

@@ -293,6 +293,8 @@ async def test_login_gives_one_message_for_unknown_users_and_wrong_passwords(sit
     assert pages[0] == pages[1]
     assert b"wrong user name or password" in pages[0]
     assert [entry[2] for entry in site.audit] == ["login_failed", "login_failed"]
+    # an unknown name (perhaps a password typed into the wrong field) is not kept
+    assert [entry[0] for entry in site.audit] == ["-", "vera"]
 
 
 async def test_repeated_failed_logins_are_throttled_with_429(site: Site) -> None:

@@ -129,7 +129,15 @@ class _Member:
 @dataclass(slots=True)
 class _Dispatch:
     assigned: dict[str, dict[str, int]] = field(default_factory=dict)
+    planned: dict[str, Start] = field(default_factory=dict)
+    """The Start each worker should have (its share at its ramp rate)."""
     sent: dict[str, Start] = field(default_factory=dict)
+    """The Start each worker was last sent."""
+
+    def forget(self, key: str) -> None:
+        self.assigned.pop(key, None)
+        self.planned.pop(key, None)
+        self.sent.pop(key, None)
 
 
 UpdateCallback = Callable[[StatsSnapshot, RunStatus], None]
@@ -470,8 +478,7 @@ class MasterDriver:
                                      f"{self._plan.max_workers} workers")
             return
         self._members[key] = _Member(name=shown, label=label, hello_at=now)
-        self._dispatch.assigned.pop(key, None)
-        self._dispatch.sent.pop(key, None)
+        self._dispatch.forget(key)
         self._send(key, Welcome(run_id=self.run_id))
         log.info("worker %s %s (%d CPU); %d worker(s) now", label,
                  "rejoined" if joined.rejoined else "joined", hello.cpu_count,
@@ -595,8 +602,7 @@ class MasterDriver:
                 self._resend_unsent()
 
     def _forget_share(self, key: str) -> None:
-        self._dispatch.assigned.pop(key, None)
-        self._dispatch.sent.pop(key, None)
+        self._dispatch.forget(key)
 
     def _redistribute(self, now: float) -> None:
         alive = list(self._table.alive_keys())
@@ -612,27 +618,21 @@ class MasterDriver:
         target = rebalance(current, counts, alive)
         rates = ramp_plan(current, target, self._rate, len(alive))
         self._dispatch.assigned = target
-        for key in alive:
-            start = Start(run_id=self.run_id, host=self._plan.host,
-                          users_per_class=target[key], spawn_rate=min(rates[key], 1_000_000.0),
-                          stop_timeout=self._plan.stop_timeout)
-            if self._dispatch.sent.get(key) == start:
-                continue
-            if self._send(WorkerKey(key), start):
-                self._dispatch.sent[key] = start
+        self._dispatch.planned = {
+            key: Start(run_id=self.run_id, host=self._plan.host, users_per_class=target[key],
+                       spawn_rate=min(rates[key], 1_000_000.0),
+                       stop_timeout=self._plan.stop_timeout)
+            for key in alive}
+        self._resend_unsent()
         if self._state is RunState.RUNNING:
             self._state = RunState.SPAWNING
 
     def _resend_unsent(self) -> None:
-        for key, counts in self._dispatch.assigned.items():
-            sent = self._dispatch.sent.get(key)
-            if sent is not None and sent.users_per_class == counts:
-                continue
-            start = Start(run_id=self.run_id, host=self._plan.host, users_per_class=counts,
-                          spawn_rate=self._rate / max(1, len(self._dispatch.assigned)),
-                          stop_timeout=self._plan.stop_timeout)
-            if self._send(WorkerKey(key), start):
-                self._dispatch.sent[key] = start
+        """Send each worker its planned Start unless that is what it was last sent."""
+        sent = self._dispatch.sent
+        for key, start in self._dispatch.planned.items():
+            if sent.get(key) != start and self._send(WorkerKey(key), start):
+                sent[key] = start
 
     def _capped_total(self, workers: int) -> int:
         capacity = workers * self._plan.max_users_per_worker

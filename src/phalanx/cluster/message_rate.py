@@ -95,6 +95,9 @@ class _Bucket:
         self.last_drop = -math.inf
 
 
+_ALLOWED: Final = RateDecision(allowed=True, first_drop=False, dropped_total=0, disconnect=False)
+
+
 class MessageRateLimiter:
     """Token buckets per key, bounded in number; see the module docstring."""
 
@@ -155,6 +158,8 @@ class MessageRateLimiter:
         if bucket.tokens >= 1.0 - TOKEN_SLACK:
             bucket.tokens -= 1.0
             bucket.dropping = False
+            if bucket.over_since is None and not bucket.dropped:
+                return _ALLOWED  # the answer to nearly every message: no new object
             allowed, first_drop = True, False
         else:
             first_drop = not bucket.dropping

@@ -418,8 +418,7 @@ class MasterDriver:
 
     def _send_stop(self, graceful: bool) -> None:
         self._stop_sent_graceful = graceful
-        for key in self._table.alive_keys():
-            self._socket.send(WorkerKey(key), Stop(graceful=graceful))
+        self._socket.send_all(map(WorkerKey, self._table.alive_keys()), Stop(graceful=graceful))
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -433,9 +432,11 @@ class MasterDriver:
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0 or self._wake.is_set():
                 return
-            item = await self._socket.recv(timeout=min(remaining, 0.25))
-            if item is not None:
-                self._handle(item[0], item[1], self._clock.monotonic())
+            items = await self._socket.recv_batch(timeout=min(remaining, 0.25))
+            if items:
+                now = self._clock.monotonic()
+                for key, message in items:
+                    self._handle(key, message, now)
 
     def _handle(self, key: WorkerKey, message: WorkerMessage, now: float) -> None:
         decision = self._limiter.allow(key, now)
@@ -578,9 +579,8 @@ class MasterDriver:
         if due:
             self._last_heartbeat = now
             self._beat_seq += 1
-            beat = MasterHeartbeat(seq=self._beat_seq)
-            for key in self._table.alive_keys():
-                self._socket.send(WorkerKey(key), beat)
+            self._socket.send_all(map(WorkerKey, self._table.alive_keys()),
+                                  MasterHeartbeat(seq=self._beat_seq))
         # Silence is judged as of the moment the receive queue was last empty (every
         # message that had arrived was handled): a master that falls behind reports
         # stats late but never marks a worker missing because of its own backlog.

@@ -141,17 +141,13 @@ class _Block:
         self.counts, self.failures = grown.counts, grown.failures
         self.lows, self.highs = grown.lows, grown.highs
 
-    def add(self, rows: NDArray[np.intp], bucket_rows: NDArray[np.intp], distinct: bool,
+    def add(self, rows: NDArray[np.intp], bucket_rows: NDArray[np.intp],
             delta: PackedDelta) -> None:
         """Add the entries of ``delta``, entry ``i`` to row ``rows[i]`` (its buckets to
-        ``bucket_rows``, ``rows`` repeated by the bucket lengths).
-
-        ``distinct``: no row repeats, so fancy indexing adds each once; otherwise
-        (entries folded into the overflow row) ``ufunc.at`` counts every one.
-        """
+        ``bucket_rows``, ``rows`` repeated by the bucket lengths); rows may repeat."""
         buckets = delta.buckets
-        _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts, distinct)
-        _add_failures_min_max(self.failures, self.lows, self.highs, rows, distinct, delta)
+        _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts)
+        _add_failures_min_max(self.failures, self.lows, self.highs, rows, delta)
 
 
 class _Slot:
@@ -171,8 +167,8 @@ class _Slot:
         self.span_start = span_start
         self.span_end = span_end
         self.width = width
-        self.entries: list[int] = []
-        self._local: dict[int, int] = {}
+        self.entries: NDArray[np.intp] = np.zeros(0, dtype=np.intp)  # local row -> entry
+        self._local: NDArray[np.intp] = np.zeros(0, dtype=np.intp)  # entry -> local row, or -1
         self.failures: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.lows: NDArray[np.float64] = np.zeros(0)
         self.highs: NDArray[np.float64] = np.zeros(0)
@@ -180,34 +176,43 @@ class _Slot:
         self.pending: list[tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]] = []
         self.pending_buckets = 0
 
-    def add(self, entries: list[int], distinct: bool, delta: PackedDelta) -> None:
-        """Remember ``delta``'s entries (entry numbers ``entries``)."""
-        local = self._local
-        order = self.entries
-        rows_list = []
-        for entry in entries:
-            row = local.get(entry)
-            if row is None:
-                row = local[entry] = len(order)
-                order.append(entry)
-            rows_list.append(row)
-        self._reserve(len(order))
-        rows = np.array(rows_list, dtype=np.intp)
-        _add_failures_min_max(self.failures, self.lows, self.highs, rows, distinct, delta)
+    def add(self, entries: NDArray[np.intp], delta: PackedDelta) -> None:
+        """Remember ``delta``'s entries (entry numbers ``entries``, which may repeat)."""
+        rows = self._local_rows(entries)
+        _add_failures_min_max(self.failures, self.lows, self.highs, rows, delta)
         buckets = delta.buckets
         bucket_rows = np.repeat(rows, buckets.lengths)
         if self.counts is not None:
-            _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts, distinct)
+            _add_buckets(self.counts, bucket_rows, buckets.columns, buckets.counts)
             return
         self.pending.append((bucket_rows, buckets.columns, buckets.counts))
         self.pending_buckets += int(buckets.counts.size)
         # About 24 bytes a pending bucket against 8 a dense cell: merge once larger.
-        if self.pending_buckets * 3 > len(order) * self.width:
+        if self.pending_buckets * 3 > self.entries.size * self.width:
             counts = np.zeros((self.failures.size, self.width), dtype=np.int64)
             for pending_rows, columns, pending_counts in self.pending:
-                np.add.at(counts, (pending_rows, columns), pending_counts)
+                _add_buckets(counts, pending_rows, columns, pending_counts)
             self.counts = counts
             self.pending = []
+
+    def _local_rows(self, entries: NDArray[np.intp]) -> NDArray[np.intp]:
+        """The local row of each of ``entries``, giving new ones the next free rows."""
+        local = self._local
+        largest = int(entries.max())
+        if largest >= local.size:
+            grown = np.full(max(largest + 1, 2 * local.size, _MIN_BLOCK_ROWS), -1, dtype=np.intp)
+            grown[:local.size] = local
+            self._local = local = grown
+        rows = local[entries]
+        fresh = rows < 0
+        if fresh.any():
+            new = np.unique(entries[fresh])
+            used = self.entries.size
+            local[new] = np.arange(used, used + new.size)
+            self.entries = np.concatenate((self.entries, new))
+            self._reserve(self.entries.size)
+            rows = local[entries]
+        return rows
 
     def _reserve(self, rows: int) -> None:
         have = self.failures.size
@@ -224,46 +229,101 @@ class _Slot:
 
     def add_to(self, total: _Block) -> None:
         """Add this slot to ``total`` (a block with one row per entry, room for all)."""
-        if not self.entries:
-            return
-        entries = np.array(self.entries, dtype=np.intp)  # distinct
+        entries = self.entries  # distinct
         used = entries.size
+        if not used:
+            return
         if self.counts is not None:
             total.counts[entries] += self.counts[:used]
         else:
             for bucket_rows, columns, bucket_counts in self.pending:
-                np.add.at(total.counts, (entries[bucket_rows], columns), bucket_counts)
+                _add_buckets(total.counts, entries[bucket_rows], columns, bucket_counts)
         total.failures[entries] += self.failures[:used]
         total.lows[entries] = np.minimum(total.lows[entries], self.lows[:used])
         total.highs[entries] = np.maximum(total.highs[entries], self.highs[:used])
 
 
 def _add_buckets(target: NDArray[np.int64], rows: NDArray[np.intp], columns: NDArray[np.intp],
-                 counts: NDArray[np.int64], distinct: bool) -> None:
-    if distinct:
-        target[rows, columns] += counts
-    else:
-        np.add.at(target, (rows, columns), counts)
+                 counts: NDArray[np.int64]) -> None:
+    """Add ``counts`` to the cells (``rows``, ``columns``) of ``target``; a repeated cell
+    gets each of its counts.
+
+    Through one flat index into the matrix: numpy's one-dimensional ``add.at`` is
+    several times faster than two-dimensional fancy indexing.
+    """
+    flat = np.reshape(target, -1, copy=False)  # a view (raises if one is impossible)
+    np.add.at(flat, rows * target.shape[1] + columns, counts)
 
 
 def _add_failures_min_max(failures: NDArray[np.int64], lows: NDArray[np.float64],
-                          highs: NDArray[np.float64], rows: NDArray[np.intp], distinct: bool,
+                          highs: NDArray[np.float64], rows: NDArray[np.intp],
                           delta: PackedDelta) -> None:
     lengths = delta.buckets.lengths
-    new_lows, new_highs, new_failures = delta.lows, delta.highs, delta.failures
-    if distinct:
-        failures[rows] += new_failures
-    else:
-        np.add.at(failures, rows, new_failures)
+    new_lows, new_highs = delta.lows, delta.highs
+    np.add.at(failures, rows, delta.failures)
     touched = lengths > 0
     if not touched.all():  # an empty histogram's min and max are not values
         rows, new_lows, new_highs = rows[touched], new_lows[touched], new_highs[touched]
-    if distinct:
-        lows[rows] = np.minimum(lows[rows], new_lows)
-        highs[rows] = np.maximum(highs[rows], new_highs)
-    else:
-        np.minimum.at(lows, rows, new_lows)
-        np.maximum.at(highs, rows, new_highs)
+    np.minimum.at(lows, rows, new_lows)
+    np.maximum.at(highs, rows, new_highs)
+
+
+_FOLD_AT = 2**62
+
+
+class _ExactSums:
+    """Exact non-negative integer sums, one per row (Python integers have no bound).
+
+    Adds go into an int64 array while they cannot overflow it: ``_bound`` is
+    at least the largest element, a batch goes into the array only when its
+    values together stay below ``2**62``, and the array moves into Python
+    integers whenever the bound reaches ``2**62``; so no element ever passes
+    ``2**63 - 1``.
+    """
+
+    __slots__ = ("_bound", "_fast", "_folded")
+
+    def __init__(self) -> None:
+        self._fast: NDArray[np.int64] = np.zeros(_MIN_BLOCK_ROWS, dtype=np.int64)
+        self._folded: list[int] = []
+        self._bound = 0
+
+    def add(self, rows: NDArray[np.intp], values: NDArray[np.uint64], size: int) -> None:
+        """Add ``values[i]`` to row ``rows[i]`` (rows may repeat; all below ``size``)."""
+        if not values.size:
+            return
+        if size > self._fast.size:
+            grown = np.zeros(max(size, 2 * self._fast.size), dtype=np.int64)
+            grown[:self._fast.size] = self._fast
+            self._fast = grown
+        most = int(values.max()) * values.size
+        if most >= _FOLD_AT:
+            self._fold()
+            folded = self._folded
+            for row, value in zip(rows.tolist(), values.tolist(), strict=True):
+                folded[row] += value
+            return
+        if self._bound + most >= _FOLD_AT:
+            self._fold()
+        np.add.at(self._fast, rows, values.astype(np.int64))
+        self._bound += most
+
+    def _fold(self) -> None:
+        """Move the array's sums into the Python integers."""
+        folded = self._folded
+        folded.extend([0] * (self._fast.size - len(folded)))
+        for row, value in enumerate(self._fast.tolist()):
+            folded[row] += value
+        self._fast[:] = 0
+        self._bound = 0
+
+    def values(self, rows: int) -> list[int]:
+        """The sums of rows ``0 .. rows - 1``."""
+        sums: list[int] = self._fast[:rows].tolist()
+        sums.extend([0] * (rows - len(sums)))
+        for row, value in enumerate(self._folded[:rows]):
+            sums[row] += value
+        return sums
 
 
 class _Rows:
@@ -286,8 +346,22 @@ class _Rows:
                 key = self._overflow
         counts[key] = counts.get(key, 0) + count
 
+    def add_all(self, rows: list[tuple[_RowKey, int]]) -> None:
+        """:meth:`add` each (key, count) of ``rows``."""
+        counts = self.counts
+        for key, count in rows:
+            have = counts.get(key)
+            if have is not None:
+                counts[key] = have + count
+            else:
+                self.add(key, count)
+
 
 SLOTS_PER_WINDOW = 10
+
+_ROW_MEMO_ENTRIES = 50_000
+"""Most entries (over all entry lists) whose rows the aggregator remembers; it forgets
+them all when one more list would pass this."""
 
 
 class Aggregator:
@@ -306,6 +380,8 @@ class Aggregator:
         "_named_entries",
         "_recent",
         "_response_bytes",
+        "_row_memo",
+        "_row_memo_entries",
         "_rows",
         "_slot_width",
         "_start",
@@ -352,9 +428,13 @@ class Aggregator:
         self._start = now
         self._rows: dict[_Key, int] = {}
         self._keys: list[_Key] = []
-        # Exact run sums per row, in Python integers: they are not bounded by the wire.
-        self._response_bytes: list[int] = []
-        self._total_ns: list[int] = []
+        # Exact run sums per row: they are not bounded by the wire.
+        self._response_bytes = _ExactSums()
+        self._total_ns = _ExactSums()
+        # The rows of each entry list seen lately: a worker's deltas list the same
+        # entries in the same (sorted) order interval after interval.
+        self._row_memo: dict[tuple[tuple[str, ...], tuple[str, ...]], NDArray[np.intp]] = {}
+        self._row_memo_entries = 0
         # Everything of the deltas whose slot left the window (and of deltas already
         # older than it); the live slots add theirs in snapshot().
         self._archive = _Block(0, self._layout.size)
@@ -400,33 +480,41 @@ class Aggregator:
         if span_end > self._latest_end - self._window:  # else: only the run counts it
             slot = self._slot_for(span_start, span_end)
 
-        keys = list(zip(packed.methods, packed.names, strict=True))
-        known = self._rows
-        rows = [known.get(key, -1) for key in keys]
-        if -1 in rows:
-            rows = [self._row_for(method, name) for method, name in keys]
-        response_bytes = self._response_bytes
-        total_ns = self._total_ns
-        for row, sent, nanoseconds in zip(rows, packed.response_bytes, packed.total_ns,
-                                          strict=True):
-            response_bytes[row] += sent
-            total_ns[row] += nanoseconds
-        if rows:
-            distinct = len(set(rows)) == len(rows)
+        if packed.names:
+            rows = self._rows_of(packed.methods, packed.names)
+            self._response_bytes.add(rows, packed.response_bytes, len(self._keys))
+            self._total_ns.add(rows, packed.total_ns, len(self._keys))
             if slot is not None:
-                slot.add(rows, distinct, packed)
+                slot.add(rows, packed)
             else:
-                row_array = np.array(rows, dtype=np.intp)
                 self._archive.reserve(len(self._keys))
-                self._archive.add(row_array, np.repeat(row_array, packed.buckets.lengths),
-                                  distinct, packed)
-        for error in packed.errors:
-            self._errors.add((error.method, error.name, error.kind, error.message), error.count)
-        for exc in packed.exceptions:
-            self._exceptions.add((exc.task, exc.error_type, exc.message, exc.location), exc.count)
+                self._archive.add(rows, np.repeat(rows, packed.buckets.lengths), packed)
+        if packed.errors:
+            self._errors.add_all([((e.method, e.name, e.kind, e.message), e.count)
+                                  for e in packed.errors])
+        if packed.exceptions:
+            self._exceptions.add_all([((e.task, e.error_type, e.message, e.location), e.count)
+                                      for e in packed.exceptions])
         if span_end > self._latest_end:
             self._latest_end = span_end
             self._prune()
+
+    def _rows_of(self, methods: tuple[str, ...], names: tuple[str, ...]) -> NDArray[np.intp]:
+        """The row of each entry (memoised per entry list: a row never changes in a run)."""
+        memo = self._row_memo
+        key = (methods, names)
+        rows = memo.get(key)
+        if rows is None:
+            rows = np.array([self._row_for(method, name)
+                             for method, name in zip(methods, names, strict=True)],
+                            dtype=np.intp)
+            if self._row_memo_entries + rows.size > _ROW_MEMO_ENTRIES:
+                memo.clear()
+                self._row_memo_entries = 0
+            if rows.size <= _ROW_MEMO_ENTRIES:
+                memo[key] = rows
+                self._row_memo_entries += rows.size
+        return rows
 
     def _slot_for(self, span_start: float, span_end: float) -> _Slot:
         number = math.ceil(span_end / self._slot_width - 1e-9)
@@ -465,11 +553,12 @@ class Aggregator:
         row = self._rows.get((method, name))
         if row is None:
             return None
-        return self._histogram_of(self._run_block(), row, self._total_ns[row])
+        return self._histogram_of(self._run_block(), row, self._total_ns.values(row + 1)[row])
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""
-        return self._histogram_of(_total_row(self._run_block()), 0, sum(self._total_ns))
+        return self._histogram_of(_total_row(self._run_block()), 0,
+                                  sum(self._total_ns.values(len(self._keys))))
 
     def _sum(self, slots: list[_Slot], *, archive: bool) -> _Block:
         """Everything of ``slots`` (and of the archive), one row per entry in use."""
@@ -522,8 +611,10 @@ class Aggregator:
         window_failures = [*window.failures.tolist(), int(window_total.failures[0])]
         lows = [*run.lows.tolist(), float(run_total.lows[0])]
         highs = [*run.highs.tolist(), float(run_total.highs[0])]
-        response_bytes = [*self._response_bytes, sum(self._response_bytes)]
-        total_ns = [*self._total_ns, sum(self._total_ns)]
+        response_bytes = self._response_bytes.values(len(self._keys))
+        response_bytes.append(sum(response_bytes))
+        total_ns = self._total_ns.values(len(self._keys))
+        total_ns.append(sum(total_ns))
         keys = [*self._keys, (TOTAL_METHOD, TOTAL_NAME)]
 
         def row_snapshot(row: int) -> EntrySnapshot:
@@ -585,8 +676,6 @@ class Aggregator:
             self._named_entries += 1
         row = self._rows[key] = len(self._keys)
         self._keys.append(key)
-        self._response_bytes.append(0)
-        self._total_ns.append(0)
         return row
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 import msgspec
 import numpy as np
@@ -52,7 +52,7 @@ from phalanx.stats.dense import (
     check_columns,
 )
 from phalanx.stats.histogram import HistogramWire
-from phalanx.stats.layout import DEFAULT_RELATIVE_ERROR, layout_for
+from phalanx.stats.layout import DEFAULT_RELATIVE_ERROR, BucketLayout, layout_for
 from phalanx.stats.limits import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
 
 if TYPE_CHECKING:
@@ -63,6 +63,12 @@ DEFAULT_MAX_DELTA_BYTES: Final = 16 * 1024 * 1024
 _U4: Final = np.dtype("<u4")
 _U8: Final = np.dtype("<u8")
 _F8: Final = np.dtype("<f8")
+
+# Bounds msgspec enforces while it decodes (in C: a master checks thousands of names per
+# second); objects built in Python meet them when they pass through check_delta.
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+_Message = Annotated[str, msgspec.Meta(max_length=MAX_MESSAGE_LENGTH)]
+_Count = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class EntryDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -80,22 +86,22 @@ class ErrorDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fi
                  gc=False):
     """How many failed requests of one (method, name) had this kind and message."""
 
-    method: str
-    name: str
-    kind: str
-    message: str
-    count: int
+    method: _Name
+    name: _Name
+    kind: _Name
+    message: _Message
+    count: _Count
 
 
 class ExceptionDelta(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True,
                      gc=False):
     """How many times a user task raised this exception at this location."""
 
-    task: str
-    error_type: str
-    message: str
-    location: str
-    count: int
+    task: _Name
+    error_type: _Name
+    message: _Message
+    location: _Name
+    count: _Count
 
 
 class StatsDelta(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -122,8 +128,8 @@ class DeltaWire(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fie
     start: float
     end: float
     relative_error: float
-    methods: tuple[str, ...]
-    names: tuple[str, ...]
+    methods: tuple[_Name, ...]
+    names: tuple[_Name, ...]
     requests: bytes
     failures: bytes
     response_bytes: bytes
@@ -142,8 +148,8 @@ class PackedDelta:
     """A checked delta as arrays: what :func:`decode_delta` returns and a master merges.
 
     Entry ``i`` is (``methods[i]``, ``names[i]``) with ``requests[i]``,
-    ``failures[i]``, ``response_bytes[i]`` and ``total_ns[i]`` (exact Python
-    integers), min ``lows[i]`` and max ``highs[i]``, and
+    ``failures[i]``, ``response_bytes[i]`` and ``total_ns[i]`` (uint64),
+    min ``lows[i]`` and max ``highs[i]``, and
     ``buckets.lengths[i]`` buckets in ``buckets``.
     """
 
@@ -154,8 +160,8 @@ class PackedDelta:
     names: tuple[str, ...]
     requests: NDArray[np.int64]
     failures: NDArray[np.int64]
-    response_bytes: list[int]
-    total_ns: list[int]
+    response_bytes: NDArray[np.uint64]
+    total_ns: NDArray[np.uint64]
     lows: NDArray[np.float64]
     highs: NDArray[np.float64]
     buckets: PackedBuckets
@@ -175,14 +181,14 @@ class PackedDelta:
             histogram = HistogramWire(
                 relative_error=self.relative_error,
                 count=count,
-                total_ns=self.total_ns[i],
+                total_ns=int(self.total_ns[i]),
                 min=float(self.lows[i]),
                 max=float(self.highs[i]),
                 indices=indices.astype(INDEX_DTYPE).tobytes(),
                 counts=self.buckets.counts[offset:end].astype(COUNT_DTYPE).tobytes(),
             )
             entries.append(EntryDelta(method, name, count, int(self.failures[i]),
-                                      self.response_bytes[i], histogram))
+                                      int(self.response_bytes[i]), histogram))
             offset = end
         return StatsDelta(self.start, self.end, tuple(entries), self.errors, self.exceptions)
 
@@ -250,6 +256,11 @@ def decode_delta(
     first: a peer never chooses which bucket layout is built; None accepts
     any valid one), or breaks an invariant listed in the module docstring.
     """
+    return _check(_decode_wire(data, max_bytes, relative_error))
+
+
+def _decode_wire(data: bytes | bytearray | memoryview, max_bytes: int,
+                 relative_error: float | None) -> DeltaWire:
     size = memoryview(data).nbytes
     if size > max_bytes:
         raise ValueError(f"stats delta of {size} bytes is over the limit of {max_bytes} bytes")
@@ -262,7 +273,7 @@ def decode_delta(
     if relative_error is not None and wire.relative_error != relative_error:
         raise ValueError(f"stats delta relative error {wire.relative_error} differs from the"
                          f" expected {relative_error}")
-    return _check(wire)
+    return wire
 
 
 def check_delta(delta: StatsDelta) -> PackedDelta:
@@ -273,14 +284,8 @@ def check_delta(delta: StatsDelta) -> PackedDelta:
     return decode_delta(encode_delta(delta), max_bytes=2**63, relative_error=None)
 
 
-def _column(data: bytes, dtype: np.dtype[np.generic], length: int, name: str) -> NDArray[
-        np.generic]:
-    if len(data) != length * dtype.itemsize:
-        raise ValueError(f"stats delta column {name} does not hold {length} values")
-    return np.frombuffer(data, dtype=dtype)
-
-
-def _check(wire: DeltaWire) -> PackedDelta:
+def _check_head(wire: DeltaWire) -> BucketLayout:
+    """Check what is not per entry: times, relative error, and every column's size."""
     if not (math.isfinite(wire.start) and math.isfinite(wire.end)):
         raise ValueError("stats delta start and end must be finite")
     if wire.end < wire.start:
@@ -289,45 +294,45 @@ def _check(wire: DeltaWire) -> PackedDelta:
     entries = len(wire.names)
     if len(wire.methods) != entries:
         raise ValueError("stats delta has not as many methods as names")
-    if max(map(len, wire.methods), default=0) > MAX_NAME_LENGTH or max(
-            map(len, wire.names), default=0) > MAX_NAME_LENGTH:
-        raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
-    requests = _column(wire.requests, _U4, entries, "requests").astype(np.int64)
-    failures = _column(wire.failures, _U4, entries, "failures").astype(np.int64)
-    response_bytes = _column(wire.response_bytes, _U8, entries, "response_bytes")
-    total_ns = _column(wire.total_ns, _U8, entries, "total_ns")
-    lows = _column(wire.lows, _F8, entries, "lows")
-    highs = _column(wire.highs, _F8, entries, "highs")
-    lengths = _column(wire.bucket_lengths, _U4, entries, "bucket_lengths").astype(np.intp)
-    buckets = int(lengths.sum())
-    indices = _column(wire.bucket_indices, INDEX_DTYPE, buckets, "bucket_indices")
-    counts = _column(wire.bucket_counts, COUNT_DTYPE, buckets, "bucket_counts")
+    for name, dtype in _ENTRY_COLUMNS:
+        _check_size(getattr(wire, name), dtype, entries, name)
+    buckets = int(np.frombuffer(wire.bucket_lengths, dtype=_U4).sum(dtype=np.int64))
+    _check_size(wire.bucket_indices, INDEX_DTYPE, buckets, "bucket_indices")
+    _check_size(wire.bucket_counts, COUNT_DTYPE, buckets, "bucket_counts")
+    return layout
+
+
+def _check_size(data: bytes, dtype: np.dtype[np.generic], length: int, name: str) -> None:
+    if len(data) != length * dtype.itemsize:
+        raise ValueError(f"stats delta column {name} does not hold {length} values")
+
+
+_ENTRY_COLUMNS: Final = (("requests", _U4), ("failures", _U4), ("response_bytes", _U8),
+                         ("total_ns", _U8), ("lows", _F8), ("highs", _F8),
+                         ("bucket_lengths", _U4))
+
+
+def _check(wire: DeltaWire) -> PackedDelta:
+    layout = _check_head(wire)  # every column has the size of its entries or buckets
+    requests = np.frombuffer(wire.requests, dtype=_U4).astype(np.int64)
+    failures = np.frombuffer(wire.failures, dtype=_U4).astype(np.int64)
+    response_bytes = np.frombuffer(wire.response_bytes, dtype=_U8)
+    total_ns = np.frombuffer(wire.total_ns, dtype=_U8)
+    lows = np.frombuffer(wire.lows, dtype=_F8)
+    highs = np.frombuffer(wire.highs, dtype=_F8)
+    lengths = np.frombuffer(wire.bucket_lengths, dtype=_U4).astype(np.intp)
+    indices = np.frombuffer(wire.bucket_indices, dtype=INDEX_DTYPE)
+    counts = np.frombuffer(wire.bucket_counts, dtype=COUNT_DTYPE)
     if (failures > requests).any():
         raise ValueError(f"entry {_first_name(wire, failures > requests)}: num_failures must be"
                          " in [0, num_requests]")
     try:
         packed = check_columns(
-            HistogramColumns(requests, lows, highs, total_ns, lengths, indices, counts),  # type: ignore[arg-type]
+            HistogramColumns(requests, lows, highs, total_ns, lengths, indices, counts),
             layout,
         )
     except ValueError as exc:
         raise ValueError(f"stats delta: {exc}") from None
-    names = MAX_NAME_LENGTH
-    for error in wire.errors:  # inline: a master checks a few dozen rows per delta
-        if len(error.method) > names or len(error.name) > names or len(error.kind) > names:
-            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
-        if len(error.message) > MAX_MESSAGE_LENGTH:
-            raise ValueError(f"message longer than {MAX_MESSAGE_LENGTH} characters")
-        if error.count < 1:
-            raise ValueError("error count must be at least 1")
-    for exception in wire.exceptions:
-        if (len(exception.task) > names or len(exception.error_type) > names
-                or len(exception.location) > names):
-            raise ValueError(f"text field longer than {MAX_NAME_LENGTH} characters")
-        if len(exception.message) > MAX_MESSAGE_LENGTH:
-            raise ValueError(f"message longer than {MAX_MESSAGE_LENGTH} characters")
-        if exception.count < 1:
-            raise ValueError("exception count must be at least 1")
     return PackedDelta(
         start=wire.start,
         end=wire.end,
@@ -336,10 +341,10 @@ def _check(wire: DeltaWire) -> PackedDelta:
         names=wire.names,
         requests=requests,
         failures=failures,
-        response_bytes=response_bytes.tolist(),
-        total_ns=total_ns.tolist(),
-        lows=lows,  # type: ignore[arg-type]
-        highs=highs,  # type: ignore[arg-type]
+        response_bytes=response_bytes,
+        total_ns=total_ns,
+        lows=lows,
+        highs=highs,
         buckets=packed,
         errors=wire.errors,
         exceptions=wire.exceptions,

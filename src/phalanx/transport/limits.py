@@ -29,8 +29,11 @@ class LinkLimits:
     max_frames: int = 4
     """Most parts of one multipart message that are looked at (the rest are discarded)."""
     handshake_timeout: float = 10.0
-    heartbeat_interval: float = 2.0
-    """ZMTP-level ping; a connection silent for ``heartbeat_timeout`` is closed."""
+    heartbeat_interval: float = 5.0
+    """ZMTP-level ping; a connection silent for ``heartbeat_timeout`` is closed. It only
+    catches half-open TCP connections: the drivers' own heartbeats (every second) judge
+    whether a peer is alive, so pings are rare (each costs the master's I/O thread an
+    encrypted frame each way per worker)."""
     heartbeat_timeout: float = 10.0
     reconnect_interval: float = 0.2
     reconnect_interval_max: float = 5.0

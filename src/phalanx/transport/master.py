@@ -3,9 +3,7 @@
 Use::
 
     async with MasterSocket("tcp://0.0.0.0:5557", KeyDir(path).curve_server()) as master:
-        item = await master.recv(timeout=1.0)      # (WorkerKey, WorkerMessage) or None
-        if item is not None:
-            worker, message = item
+        for worker, message in await master.recv_batch(timeout=1.0):  # [] after 1 s
             master.send(worker, Welcome(run_id="r1"))  # never blocks; False if not queued
 
 Invariants
@@ -19,10 +17,11 @@ Invariants
   and each message's key is re-checked against the file at most every
   ``limits.allow_list_recheck`` seconds, so a revoked worker's open connection
   goes silent too. A message without a User-Id is dropped.
-- :meth:`MasterSocket.recv` never raises for what a peer sends: a malformed,
-  unknown, wrong-version or oversized frame is counted for its sender,
-  logged once per sender, and dropped. It returns None when ``timeout``
-  passes without a valid message.
+- :meth:`MasterSocket.recv_batch` (and :meth:`MasterSocket.recv`) never
+  raise for what a peer sends: a malformed, unknown, wrong-version or
+  oversized frame is counted for its sender, logged once per sender, and
+  dropped. They return nothing when ``timeout`` passes without a valid
+  message.
 - :meth:`MasterSocket.send` never blocks: a full queue or an unknown peer
   returns False.
 - The socket owns its ZeroMQ context and the ZAP task; both end with the
@@ -38,7 +37,7 @@ import errno
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Final, NewType, Self
 
@@ -92,6 +91,10 @@ def describe(worker: WorkerKey) -> str:
 YIELD_INTERVAL_S: Final = 0.002
 """Longest a stream of incoming messages keeps :meth:`MasterSocket.recv` from yielding."""
 
+REST_S: Final = 0.01
+"""How long :meth:`MasterSocket.recv_batch` lets messages gather after it read the queue
+empty (their latency grows by at most this much; the master's work per message falls)."""
+
 
 class MasterSocket:
     """See the module docstring. Construction checks the endpoint; binding is in ``async with``."""
@@ -128,6 +131,7 @@ class MasterSocket:
         its log line is: once a minute per key)."""
         self._readable: Readable | None = None
         self._yielded_at = -math.inf
+        self._read_since_wait = False
         self.drained_at = clock()
         """When a read last found no message waiting (``clock`` time): every message that
         had arrived by then has been returned or dropped."""
@@ -212,12 +216,25 @@ class MasterSocket:
             self._context = None
 
     async def recv(self, timeout: float) -> tuple[WorkerKey, WorkerMessage] | None:  # noqa: ASYNC109
-        """The next valid message and its sender's key, or None after ``timeout`` seconds.
+        """The next valid message and its sender's key, or None after ``timeout`` seconds."""
+        items = await self.recv_batch(timeout, limit=1)
+        return items[0] if items else None
 
-        A busy link cannot starve the event loop: a call yields to it whenever
-        :data:`YIELD_INTERVAL_S` has passed since the last time it did (or waited),
-        so other tasks run at least that often while messages keep coming.
+    async def recv_batch(self, timeout: float, limit: int = 64,  # noqa: ASYNC109
+                         ) -> list[tuple[WorkerKey, WorkerMessage]]:
+        """The valid messages waiting now (at most ``limit``), each with its sender's key.
+
+        Waits up to ``timeout`` seconds for the first; an empty list means none
+        came. A busy link cannot starve the event loop: a call yields to it
+        whenever :data:`YIELD_INTERVAL_S` has passed since the last time it did
+        (or waited), so other tasks run at least that often while messages keep
+        coming. After a read that returned messages finds the queue empty, the
+        next wait first rests :data:`REST_S` without watching the socket, so a
+        steady stream is read in batches (one wake-up per rest) instead of one
+        wake-up per message.
         """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         socket = self._require_open()
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -225,36 +242,61 @@ class MasterSocket:
         if now - self._yielded_at >= YIELD_INTERVAL_S:
             await asyncio.sleep(0)
             self._yielded_at = loop.time()
+        items: list[tuple[WorkerKey, WorkerMessage]] = []
         while True:
             self._check_zap()
             raw = read_message(socket, self._limits.max_frames)
-            if raw is None:
-                self.drained_at = self._clock()
-            else:
+            if raw is not None:
+                self._read_since_wait = True
                 item = self._accept(raw)
-                if item is not None:
+                if item is None:
+                    self.dropped += 1
+                    if items:
+                        return items
+                    await asyncio.sleep(0)  # a flood of bad frames yields at each one
+                else:
                     self.received += 1
-                    return item
-                self.dropped += 1
-                await asyncio.sleep(0)  # a flood of bad frames yields at each one
+                    items.append(item)
+                    if len(items) >= limit:
+                        return items
+                    continue
+            else:
+                self.drained_at = self._clock()
+                if items:
+                    return items
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return None
+                return items
             if raw is None:
                 readable = self._require_readable()
+                if self._read_since_wait:
+                    # Let the messages now on their way gather while other tasks run.
+                    self._read_since_wait = False
+                    await readable.rest(min(remaining, REST_S))
+                    self._yielded_at = loop.time()
+                    continue
                 await readable.wait(remaining)
                 if readable.suspended:
                     self._yielded_at = loop.time()
 
     def send(self, worker: WorkerKey, message: MasterMessage) -> bool:
         """Queue ``message`` for ``worker`` without blocking; False if it could not be queued."""
+        return self._send_encoded(self._require_open(), worker, encode(message))
+
+    def send_all(self, workers: Iterable[WorkerKey], message: MasterMessage) -> int:
+        """:meth:`send` one ``message`` to each of ``workers`` (encoded once); how many
+        were queued."""
         socket = self._require_open()
+        data = encode(message)
+        return sum(self._send_encoded(socket, worker, data) for worker in workers)
+
+    def _send_encoded(self, socket: zmq.Socket[bytes], worker: WorkerKey, data: bytes) -> bool:
         route = self._routes.get(worker)
         if route is None:
             self.send_failures += 1
             return False
         try:
-            socket.send_multipart([route, encode(message)], flags=zmq.NOBLOCK)
+            socket.send_multipart([route, data], flags=zmq.NOBLOCK)
         except zmq.Again:
             self.send_failures += 1
             return False

@@ -78,7 +78,7 @@ class Readable:
     socket.
     """
 
-    __slots__ = ("_changed", "_fd", "_loop", "_socket", "parked", "suspended")
+    __slots__ = ("_changed", "_closed", "_fd", "_loop", "_socket", "parked", "suspended")
 
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
@@ -89,6 +89,7 @@ class Readable:
         """Whether the last :meth:`wait` gave the event loop a turn."""
         self.parked = False
         """Whether a :meth:`wait` is suspended now (only then can a change be missed)."""
+        self._closed = False
         self._loop.add_reader(self._fd, self.notice)
 
     def ready(self) -> bool:
@@ -121,7 +122,23 @@ class Readable:
             finally:
                 self.parked = False
 
+    async def rest(self, seconds: float) -> None:
+        """Sleep ``seconds`` without watching the descriptor.
+
+        Messages that arrive meanwhile wait in ZeroMQ's queue, and ZeroMQ's
+        I/O thread signals the descriptor at most once for all of them, so a
+        reader that rests between bursts pays one wake-up per rest instead of
+        one per message.
+        """
+        self._loop.remove_reader(self._fd)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if not self._closed:
+                self._loop.add_reader(self._fd, self.notice)
+
     def close(self) -> None:
+        self._closed = True
         self._loop.remove_reader(self._fd)
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -453,17 +453,21 @@ class _BusySocket:
         self.drained_at = 0.0  # never seen empty
         self._sent_hello = False
 
-    async def recv(self, timeout: float) -> tuple[str, object] | None:
+    async def recv_batch(self, timeout: float) -> list[tuple[str, object]]:
         await asyncio.sleep(0)
         if not self._sent_hello:
             self._sent_hello = True
-            return "busy-key", Hello(protocol_version=PROTOCOL_VERSION, worker_name="busy",
-                                     script_sha256=SHA, phalanx_version=VERSION, cpu_count=1)
-        return "busy-key", Heartbeat(seq=1, users=0, state="running", cpu_percent=1.0,
-                                     rss_bytes=1)
+            return [("busy-key", Hello(protocol_version=PROTOCOL_VERSION, worker_name="busy",
+                                       script_sha256=SHA, phalanx_version=VERSION,
+                                       cpu_count=1))]
+        return [("busy-key", Heartbeat(seq=1, users=0, state="running", cpu_percent=1.0,
+                                       rss_bytes=1))] * 8
 
     def send(self, key: str, message: object) -> bool:
         return True
+
+    def send_all(self, keys: Iterable[str], message: object) -> int:
+        return len(list(keys))
 
     def name_of(self, key: str) -> str:
         return ""

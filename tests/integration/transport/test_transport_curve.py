@@ -367,3 +367,71 @@ async def test_binding_a_busy_endpoint_is_a_clear_error_and_leaves_nothing_runni
         assert len(zap_tasks) == 1  # only the first master's
         async with WorkerSocket(master.endpoint, keys.curve_client("w1")) as worker:
             await handshake(master, worker)
+
+
+async def test_recv_batch_returns_what_arrived_in_order_up_to_its_limit(keys: KeyDir) -> None:
+    async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
+            WorkerSocket(master.endpoint, keys.curve_client("w1")) as one, \
+            WorkerSocket(master.endpoint, keys.curve_client("w2")) as two:
+        first = await handshake(master, one, name="one")
+        second = await handshake(master, two, name="two")
+        for seq in range(1, 6):
+            assert await one.send(heartbeat(seq), timeout=WAIT)
+            assert await two.send(heartbeat(100 + seq), timeout=WAIT)
+        received: list[tuple[WorkerKey, object]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while len(received) < 10:
+            assert loop.time() < deadline, f"only {len(received)} of 10 messages came"
+            batch = await master.recv_batch(timeout=WAIT, limit=3)
+            assert 1 <= len(batch) <= 3
+            received.extend(batch)
+        assert [m for k, m in received if k == first] == [heartbeat(s) for s in range(1, 6)]
+        assert [m for k, m in received if k == second] == [heartbeat(100 + s)
+                                                           for s in range(1, 6)]
+        assert await master.recv_batch(timeout=QUIET) == []
+        with pytest.raises(ValueError, match="limit"):
+            await master.recv_batch(timeout=0.0, limit=0)
+
+
+async def test_a_message_sent_while_recv_batch_rests_is_read_after_the_rest(
+        keys: KeyDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phalanx.transport import master as module
+
+    monkeypatch.setattr(module, "REST_S", 0.2)
+    async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
+            WorkerSocket(master.endpoint, keys.curve_client("w1")) as worker:
+        key = await handshake(master, worker)  # a read that returned a message: next, a rest
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
+        await asyncio.sleep(0.05)  # inside the rest: the socket's descriptor is not watched
+        assert not waiting.done()
+        assert await worker.send(heartbeat(3), timeout=WAIT)
+        sent_at = loop.time()
+        assert await asyncio.wait_for(waiting, WAIT) == [(key, heartbeat(3))]
+        assert loop.time() - sent_at < WAIT
+        # A rest cancelled half-way leaves the socket watched: the next wait still wakes.
+        assert await worker.send(heartbeat(4), timeout=WAIT)
+        assert await master.recv_batch(timeout=WAIT) == [(key, heartbeat(4))]
+        resting = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
+        await asyncio.sleep(0.05)
+        resting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await resting
+        parked = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
+        await asyncio.sleep(0.05)  # no rest now (nothing was read since): a plain wait
+        assert await worker.send(heartbeat(5), timeout=WAIT)
+        assert await asyncio.wait_for(parked, WAIT) == [(key, heartbeat(5))]
+
+
+async def test_send_all_encodes_once_and_reaches_every_known_worker(keys: KeyDir) -> None:
+    async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
+            WorkerSocket(master.endpoint, keys.curve_client("w1")) as one, \
+            WorkerSocket(master.endpoint, keys.curve_client("w2")) as two:
+        first = await handshake(master, one, name="one")
+        second = await handshake(master, two, name="two")
+        sent = master.send_all([first, WorkerKey("nobody"), second], MasterHeartbeat(seq=4))
+        assert sent == 2
+        assert master.send_failures == 1
+        assert await one.recv(timeout=WAIT) == MasterHeartbeat(seq=4)
+        assert await two.recv(timeout=WAIT) == MasterHeartbeat(seq=4)

@@ -120,3 +120,42 @@ async def test_notice_wakes_a_parked_wait_after_another_task_used_the_socket() -
         sender.close(0)
         receiver.close(0)
         context.term()
+
+
+async def test_rest_ignores_the_descriptor_then_watches_it_again(
+        pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]]) -> None:
+    receiver, sender = pair
+    readable = Readable(receiver)
+    loop = asyncio.get_running_loop()
+    try:
+        resting = loop.create_task(readable.rest(0.2))
+        await asyncio.sleep(0.05)
+        assert not loop.remove_reader(receiver.FD)  # not watched while it rests
+        sender.send(b"during the rest")
+        await asyncio.wait_for(resting, WAIT)
+        assert await readable.wait(WAIT) is True  # watched again: the message is seen
+        assert receiver.recv(zmq.NOBLOCK) == b"during the rest"
+    finally:
+        readable.close()
+
+
+async def test_a_rest_cancelled_or_ended_by_close_leaves_the_right_registration(
+        pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]]) -> None:
+    receiver, sender = pair
+    loop = asyncio.get_running_loop()
+    readable = Readable(receiver)
+    resting = loop.create_task(readable.rest(WAIT))
+    await asyncio.sleep(0.05)
+    resting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await resting
+    sender.send(b"after the cancelled rest")
+    assert await readable.wait(WAIT) is True  # the reader is back
+    readable.close()
+
+    readable = Readable(receiver)
+    resting = loop.create_task(readable.rest(0.05))
+    await asyncio.sleep(0)
+    readable.close()  # the socket's owner closes it while a rest is under way
+    await asyncio.wait_for(resting, WAIT)
+    assert not loop.remove_reader(receiver.FD)  # the ended rest did not register it again

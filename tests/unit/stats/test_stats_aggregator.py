@@ -455,3 +455,88 @@ def test_a_busy_slot_merges_its_deltas_densely_and_leaves_the_window_whole() -> 
     assert later.current_percentiles[0] == (0.5, 0.5)
     assert later.current_failures_per_s == 0.0
     assert aggregator._archive.counts.sum() == 60 * 40  # the busy slot was folded in, once
+
+
+# -- exact sums and remembered rows ---------------------------------------------
+
+
+def _sized_delta(start: float, end: float, sizes: dict[str, int]) -> StatsDelta:
+    """One request per name, each ``sizes[name]`` response bytes (the wire allows < 2**64)."""
+    recorder = Recorder(start)
+    for name in sizes:
+        recorder.record("GET", name, 0.01, 0, None)
+    delta = recorder.take_delta(end)
+    entries = tuple(msgspec.structs.replace(entry, response_bytes=sizes[entry.name])
+                    for entry in delta.entries)
+    return msgspec.structs.replace(delta, entries=entries)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["/a", "/b", "/c", "/d"]),
+                                st.one_of(st.integers(0, 2**20), st.integers(2**58, 2**64 - 1)),
+                                min_size=1),
+                min_size=1, max_size=12),
+       st.integers(min_value=1, max_value=4))
+def test_byte_sums_stay_exact_far_beyond_what_an_int64_holds(
+        deltas: list[dict[str, int]], max_entries: int) -> None:
+    aggregator = Aggregator(start=0.0, max_entries=max_entries)
+    expected: dict[str, int] = {}
+    named: list[str] = []
+    for step, sizes in enumerate(deltas):
+        aggregator.apply(_sized_delta(float(step), step + 1.0, sizes))
+        for name in sorted(sizes):  # the aggregator meets a delta's entries in sorted order
+            if name not in named and len(named) < max_entries:
+                named.append(name)
+            row = name if name in named else "<other>"
+            expected[row] = expected.get(row, 0) + sizes[name]
+    snapshot = aggregator.snapshot(float(len(deltas)))
+    assert {e.name: e.response_bytes for e in snapshot.entries} == expected
+    assert snapshot.total.response_bytes == sum(expected.values())
+    assert all(type(e.response_bytes) is int for e in snapshot.entries)
+
+
+def test_rows_remembered_for_an_entry_list_are_forgotten_on_reset() -> None:
+    aggregator = Aggregator(start=0.0)
+    aggregator.apply(_sized_delta(0.0, 1.0, {"/a": 1, "/b": 2}))  # /a row 0, /b row 1
+    aggregator.reset(10.0)
+    aggregator.apply(_sized_delta(10.0, 11.0, {"/b": 5}))  # /b is row 0 now
+    aggregator.apply(_sized_delta(11.0, 12.0, {"/a": 7, "/b": 3}))
+    snapshot = aggregator.snapshot(12.0)
+    assert {e.name: (e.num_requests, e.response_bytes) for e in snapshot.entries} == {
+        "/a": (1, 7), "/b": (2, 8)}
+
+
+def test_the_remembered_rows_are_bounded_and_stay_right_when_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from phalanx.stats import aggregator as module
+
+    monkeypatch.setattr(module, "_ROW_MEMO_ENTRIES", 5)
+    aggregator = Aggregator(start=0.0)
+    expected: dict[str, int] = {}
+    for step in range(40):
+        names = {f"/n{(step * 3 + k) % 11}": step + k for k in range(1 + step % 4)}
+        aggregator.apply(_sized_delta(float(step), step + 1.0, names))
+        for name, size in names.items():
+            expected[name] = expected.get(name, 0) + size
+        assert aggregator._row_memo_entries <= 5
+    snapshot = aggregator.snapshot(40.0)
+    assert {e.name: e.response_bytes for e in snapshot.entries} == expected
+
+
+@pytest.mark.parametrize("value", [1, 2**40, 2**60, 2**61 + 12345, 2**63, 2**64 - 1])
+def test_exact_sums_fold_before_the_int64_array_could_overflow(value: int) -> None:
+    import numpy as np
+
+    from phalanx.stats.aggregator import _ExactSums
+
+    sums = _ExactSums()
+    expected = [0, 0, 0]
+    for step in range(50):
+        rows = np.array([0, 2, 2] if step % 2 else [1], dtype=np.intp)  # rows may repeat
+        values = np.full(rows.size, value, dtype=np.uint64)
+        sums.add(rows, values, 3)
+        for row in rows.tolist():
+            expected[row] += value
+        assert int(sums._fast.max()) < 2**63 - 1 - 2**62  # room for the next add, always
+    assert sums.values(3) == expected
+    assert sums.values(5) == [*expected, 0, 0]

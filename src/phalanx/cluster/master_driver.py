@@ -72,6 +72,7 @@ from phalanx.protocol import (
 from phalanx.scripting.shape import LoadShape, ShapeFailure, cap_target, next_target
 from phalanx.stats import Aggregator, StatsSnapshot, decode_delta
 from phalanx.transport import MasterSocket, WorkerKey, describe
+from phalanx.transport.master import YIELD_INTERVAL_S
 
 log = logging.getLogger("phalanx.master")
 
@@ -433,10 +434,14 @@ class MasterDriver:
             if remaining <= 0 or self._wake.is_set():
                 return
             items = await self._socket.recv_batch(timeout=min(remaining, 0.25))
-            if items:
+            turn_started = self._clock.monotonic()
+            for key, message in items:
                 now = self._clock.monotonic()
-                for key, message in items:
-                    self._handle(key, message, now)
+                if now - turn_started >= YIELD_INTERVAL_S:
+                    # A batch of large deltas must not hold the event loop (web UI, signals).
+                    await asyncio.sleep(0)
+                    now = turn_started = self._clock.monotonic()
+                self._handle(key, message, now)
 
     def _handle(self, key: WorkerKey, message: WorkerMessage, now: float) -> None:
         decision = self._limiter.allow(key, now)

@@ -35,10 +35,13 @@ should be applied with ``received_at=<master time>``: the span is then
 Cost (a master merges every worker's delta): the histograms live in numpy
 arrays, one row per entry and one column per bucket
 (:mod:`phalanx.stats.dense`). ``apply`` adds a whole delta to its slot with a
-fixed number of numpy calls (only the exact byte and nanosecond sums are
-added in Python, once per entry). A slot keeps its deltas' buckets as they
-came (about 24 bytes per bucket) until a dense block of the entries it
-touched (8 bytes per cell) is smaller, then merges them into one; so a slot
+fixed number of numpy calls (the exact byte and nanosecond sums too: in an
+int64 array that moves into Python integers before it could overflow), and
+finds each entry's row through a memo of the entry lists it has seen (a
+worker lists the same entries, sorted, report after report). A slot keeps
+its deltas' buckets as they came (about 24 bytes per bucket) until a dense
+block of the entries it touched (8 bytes per cell) is smaller, then merges
+them into one; so a slot
 costs memory for the entries active in its second, never more than about
 twice the smaller form. A slot that leaves the window (``window`` behind the
 latest span end seen) is folded, once, into the *archive*: one dense row per
@@ -251,7 +254,7 @@ def _add_buckets(target: NDArray[np.int64], rows: NDArray[np.intp], columns: NDA
     Through one flat index into the matrix: numpy's one-dimensional ``add.at`` is
     several times faster than two-dimensional fancy indexing.
     """
-    flat = np.reshape(target, -1, copy=False)  # a view (raises if one is impossible)
+    flat = target.reshape(-1)  # a view: every block is a C-contiguous np.zeros array
     np.add.at(flat, rows * target.shape[1] + columns, counts)
 
 
@@ -297,9 +300,9 @@ class _ExactSums:
             grown[:self._fast.size] = self._fast
             self._fast = grown
         most = int(values.max()) * values.size
-        if most >= _FOLD_AT:
-            self._fold()
+        if most >= _FOLD_AT:  # straight into the Python integers (the array is untouched)
             folded = self._folded
+            folded.extend([0] * (size - len(folded)))
             for row, value in zip(rows.tolist(), values.tolist(), strict=True):
                 folded[row] += value
             return
@@ -311,11 +314,20 @@ class _ExactSums:
     def _fold(self) -> None:
         """Move the array's sums into the Python integers."""
         folded = self._folded
-        folded.extend([0] * (self._fast.size - len(folded)))
-        for row, value in enumerate(self._fast.tolist()):
-            folded[row] += value
-        self._fast[:] = 0
+        fast = self._fast
+        used = np.flatnonzero(fast)
+        if used.size:
+            folded.extend([0] * (int(used[-1]) + 1 - len(folded)))
+            for row, value in zip(used.tolist(), fast[used].tolist(), strict=True):
+                folded[row] += value
+            fast[used] = 0
         self._bound = 0
+
+    def value(self, row: int) -> int:
+        """The sum of ``row``."""
+        folded = self._folded[row] if row < len(self._folded) else 0
+        fast = int(self._fast[row]) if row < self._fast.size else 0
+        return folded + fast
 
     def values(self, rows: int) -> list[int]:
         """The sums of rows ``0 .. rows - 1``."""
@@ -500,20 +512,27 @@ class Aggregator:
             self._prune()
 
     def _rows_of(self, methods: tuple[str, ...], names: tuple[str, ...]) -> NDArray[np.intp]:
-        """The row of each entry (memoised per entry list: a row never changes in a run)."""
+        """The row of each entry (memoised per entry list: a row never changes in a run).
+
+        The memo holds only lists whose every entry has its own row, keyed by
+        the strings the aggregator keeps anyway (its entry keys), so what a peer
+        sends costs it pointers, not copies of its names.
+        """
         memo = self._row_memo
-        key = (methods, names)
-        rows = memo.get(key)
-        if rows is None:
-            rows = np.array([self._row_for(method, name)
-                             for method, name in zip(methods, names, strict=True)],
-                            dtype=np.intp)
-            if self._row_memo_entries + rows.size > _ROW_MEMO_ENTRIES:
+        rows = memo.get((methods, names))
+        if rows is not None:
+            return rows
+        rows = np.array([self._row_for(method, name)
+                         for method, name in zip(methods, names, strict=True)], dtype=np.intp)
+        keys = [self._keys[row] for row in rows.tolist()]
+        size = len(keys)
+        if size <= _ROW_MEMO_ENTRIES and keys == list(zip(methods, names, strict=True)):
+            if self._row_memo_entries + size > _ROW_MEMO_ENTRIES:
                 memo.clear()
                 self._row_memo_entries = 0
-            if rows.size <= _ROW_MEMO_ENTRIES:
-                memo[key] = rows
-                self._row_memo_entries += rows.size
+            rows.flags.writeable = False  # shared by every later delta with this list
+            memo[tuple(key[0] for key in keys), tuple(key[1] for key in keys)] = rows
+            self._row_memo_entries += size
         return rows
 
     def _slot_for(self, span_start: float, span_end: float) -> _Slot:
@@ -553,7 +572,7 @@ class Aggregator:
         row = self._rows.get((method, name))
         if row is None:
             return None
-        return self._histogram_of(self._run_block(), row, self._total_ns.values(row + 1)[row])
+        return self._histogram_of(self._run_block(), row, self._total_ns.value(row))
 
     def total_histogram(self) -> Histogram:
         """A copy of the run histogram over all requests."""

@@ -38,6 +38,7 @@ reports every few seconds, far below).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Final
 
@@ -266,6 +267,8 @@ def _decode_wire(data: bytes | bytearray | memoryview, max_bytes: int,
         raise ValueError(f"stats delta of {size} bytes is over the limit of {max_bytes} bytes")
     try:
         wire = msgspec.msgpack.decode(data, type=DeltaWire, strict=True)
+    except msgspec.ValidationError as exc:  # well-formed msgpack, a value out of bounds
+        raise ValueError(f"invalid stats delta: {_named_path(str(exc))}") from None
     except msgspec.MsgspecError as exc:
         raise ValueError(f"malformed stats delta: {exc}") from None
     except RecursionError:  # pragma: no cover - the schema bounds nesting; defence in depth
@@ -282,6 +285,26 @@ def check_delta(delta: StatsDelta) -> PackedDelta:
     Returns the delta as the master would receive it (through its wire form).
     """
     return decode_delta(encode_delta(delta), max_bytes=2**63, relative_error=None)
+
+
+_PATH = re.compile(r"`\$\[(\d+)\]((?:\[\d+\])*)`")
+
+
+def _named_path(text: str) -> str:
+    """msgspec's positional path in ``text`` (``$[14][0][3]``: the wire is an array) with
+    field names (``errors[0].message``)."""
+    match = _PATH.search(text)
+    fields = DeltaWire.__struct_fields__
+    if match is None or int(match.group(1)) >= len(fields):
+        return text
+    name = fields[int(match.group(1))]
+    indices = [int(i) for i in re.findall(r"\d+", match.group(2))]
+    rows = {"errors": ErrorDelta, "exceptions": ExceptionDelta}
+    if name in rows and len(indices) == 2 and indices[1] < len(rows[name].__struct_fields__):
+        where = f"{name}[{indices[0]}].{rows[name].__struct_fields__[indices[1]]}"
+    else:
+        where = name + "".join(f"[{i}]" for i in indices)
+    return f"{text[:match.start()]}`{where}`{text[match.end():]}"
 
 
 def _check_head(wire: DeltaWire) -> BucketLayout:

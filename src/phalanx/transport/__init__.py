@@ -14,8 +14,10 @@ Map
       ZAP handler (zap.py) on inproc://zeromq.zap.01   pinned to master.key.pub
         allow-list re-read on every connect  <------ handshake ------  worker key
         User-Id := the worker's Z85 public key
-      recv() -> (WorkerKey, WorkerMessage) | None   recv() -> MasterMessage | None
+      recv_batch() -> [(WorkerKey, WorkerMessage)]  recv() -> MasterMessage | None
+      recv() -> (WorkerKey, WorkerMessage) | None
       send(WorkerKey, MasterMessage) -> bool         send(WorkerMessage, timeout) -> bool
+      send_all([WorkerKey], MasterMessage) -> int
 
 Keys (keyfiles.py)
     CURVE keypairs from libsodium, Z85 text. Secret files are written 0600

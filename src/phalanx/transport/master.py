@@ -89,7 +89,8 @@ def describe(worker: WorkerKey) -> str:
 
 
 YIELD_INTERVAL_S: Final = 0.002
-"""Longest a stream of incoming messages keeps :meth:`MasterSocket.recv` from yielding."""
+"""Longest a stream of incoming messages keeps :meth:`MasterSocket.recv_batch` from
+yielding (a caller handling a batch yields as often)."""
 
 REST_S: Final = 0.01
 """How long :meth:`MasterSocket.recv_batch` lets messages gather after it read the queue
@@ -274,6 +275,7 @@ class MasterSocket:
                     self._read_since_wait = False
                     await readable.rest(min(remaining, REST_S))
                     self._yielded_at = loop.time()
+                    socket = self._require_open()  # closed meanwhile: a clear error
                     continue
                 await readable.wait(remaining)
                 if readable.suspended:

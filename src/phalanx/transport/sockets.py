@@ -74,8 +74,9 @@ class Readable:
     Another task's send or receive on the socket can consume a change before
     the descriptor reports it; such code calls :meth:`notice` afterwards
     while a wait is :attr:`parked`.
-    Use it from the event loop that made it, and :meth:`close` it before the
-    socket.
+    Use it from the event loop that made it, from one task at a time (a
+    :meth:`rest` stops watching the descriptor for any waiter), and
+    :meth:`close` it before the socket.
     """
 
     __slots__ = ("_changed", "_closed", "_fd", "_loop", "_socket", "parked", "suspended")

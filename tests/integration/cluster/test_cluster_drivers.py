@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +44,7 @@ from phalanx.transport import (
     LinkLimits,
     MasterSocket,
     PlaintextDev,
+    WorkerKey,
     WorkerSocket,
     fingerprint,
 )
@@ -504,6 +506,42 @@ async def test_a_master_behind_a_backlog_at_the_end_keeps_its_loop_responsive(
     # A spinning loop lets the probe run at most once or twice in that phase.
     assert result.reason is StopReason.RUN_TIME
     assert turns_while_stopping >= 10
+
+
+async def test_a_master_handling_a_slow_batch_lets_other_tasks_run_between_messages(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from phalanx.cluster import master_driver
+
+    monkeypatch.setattr(master_driver, "MAX_BACKLOG_WAIT", 0.3)
+    plan = ClusterPlan(classes=SPECS, host="http://127.0.0.1:9", users=1, spawn_rate=1.0,
+                       run_time=0.2, expect_workers=1, heartbeat_interval=0.2,
+                       heartbeat_timeout=60.0, stats_interval=0.2, final_grace=0.1,
+                       message_rate=100_000.0)
+    driver = MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
+                          phalanx_version=VERSION)
+    turns = 0
+    seen: list[int] = []
+    handle_heartbeat = driver._heartbeat
+
+    def slow_heartbeat(key: WorkerKey, beat: Heartbeat, now: float) -> None:
+        time.sleep(3 * master_driver.YIELD_INTERVAL_S / 2)  # longer than the yield interval
+        seen.append(turns)
+        handle_heartbeat(key, beat, now)
+
+    monkeypatch.setattr(driver, "_heartbeat", slow_heartbeat)
+
+    async def probe() -> None:
+        nonlocal turns
+        while driver.state is not RunState.STOPPED:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(probe())
+        await asyncio.wait_for(driver.run(), timeout=10)
+    # The fake socket hands over 8 heartbeats at a time; the probe ran between any two.
+    assert len(seen) >= 16
+    assert len(set(seen)) == len(seen)
 
 
 async def test_a_ui_driven_master_runs_test_after_test_with_the_same_workers(

@@ -21,6 +21,7 @@ from phalanx.stats import (
     decode_delta,
     encode_delta,
 )
+from phalanx.stats.delta import PackedDelta
 
 FAIL = RequestFailure("http_status", "HTTP 500")
 
@@ -540,3 +541,21 @@ def test_exact_sums_fold_before_the_int64_array_could_overflow(value: int) -> No
         assert int(sums._fast.max()) < 2**63 - 1 - 2**62  # room for the next add, always
     assert sums.values(3) == expected
     assert sums.values(5) == [*expected, 0, 0]
+
+
+def test_the_row_memo_keeps_no_copy_of_what_a_peer_sent() -> None:
+    aggregator = Aggregator(start=0.0, max_entries=3)
+    face = "\N{GRINNING FACE}" * 150  # 600 bytes of UTF-8 per name
+
+    def received(step: int, names: dict[str, int]) -> PackedDelta:
+        return decode_delta(encode_delta(_sized_delta(float(step), step + 1.0, names)))
+
+    for step in range(20):
+        aggregator.apply(received(step, {f"/{step}/{k}/{face}": 1 for k in range(3)}))
+        aggregator.apply(received(step, {f"/0/0/{face}": 1}))
+    kept = {id(name) for _, name in aggregator._keys}
+    for _methods, names in aggregator._row_memo:
+        assert all(id(name) in kept for name in names)  # the aggregator's own strings
+    # Lists that fold into the overflow entry are not remembered at all.
+    assert aggregator._row_memo_entries <= 3 + 1
+    assert {e.name: e.num_requests for e in aggregator.snapshot(20.0).entries}["<other>"] == 57

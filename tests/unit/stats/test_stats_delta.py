@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 import numpy as np
@@ -94,7 +95,7 @@ def test_decode_rejects_oversized_input_before_decoding() -> None:
     ],
 )
 def test_decode_rejects_malformed_msgpack(data: bytes) -> None:
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match=r"(malformed|invalid) stats delta"):
         decode_delta(data)
 
 
@@ -189,8 +190,25 @@ def test_decode_rejects_a_float_where_a_count_belongs() -> None:
     fields = list(msgspec.msgpack.decode(encode_delta(sample_delta())))
     fields[-1] = [["t", "E", "m", "l", 2.0]]
     data = msgspec.msgpack.encode(fields)
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match=r"invalid stats delta: Expected `int`, got `float` - "
+                                         r"at `exceptions\[0\]\.count`"):
         decode_delta(data)
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    (ErrorDelta("GET", "/", "k" * (MAX_NAME_LENGTH + 1), "m", 1), "errors[0].kind"),
+    (ErrorDelta("G" * (MAX_NAME_LENGTH + 1), "/", "k", "m", 1), "errors[0].method"),
+    (ExceptionDelta("t", "E" * (MAX_NAME_LENGTH + 1), "m", "f:1", 1),
+     "exceptions[0].error_type"),
+    (ExceptionDelta("t", "E", "m", "f" * (MAX_NAME_LENGTH + 1), 1), "exceptions[0].location"),
+])
+def test_an_over_long_text_field_is_named_in_the_error(row: object, field: str) -> None:
+    base = sample_delta()
+    delta = (msgspec.structs.replace(base, errors=(row,)) if isinstance(row, ErrorDelta)
+             else msgspec.structs.replace(base, exceptions=(row,)))
+    with pytest.raises(ValueError, match=re.escape(
+            f"invalid stats delta: Expected `str` of length <= {MAX_NAME_LENGTH} - at `{field}`")):
+        decode_delta(encode_delta(delta))
 
 
 def _decodes_or_value_error(data: bytes) -> None:

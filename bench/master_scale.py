@@ -21,6 +21,9 @@ Not a test (pytest never runs it). For each step of ``--workers`` (default
 4. once every worker got its ``Start``, waits ``--warmup`` seconds, then reads
    the master's CPU time (``utime + stime`` of ``/proc/<pid>/stat``, all its
    threads) at both ends of a ``--duration`` window: CPU % of one core;
+   With ``--contend N``, N busy loops (each ending by itself, stopped by PID
+   at the step's end) share the master's core: a master short of CPU, which
+   must report stats late but never mark a worker missing.
 5. waits for the master's ``Stop`` (end of ``-t``) and its exit, then counts
    the lines of its stderr that contain ``is missing`` (a worker it marked
    missing: must be 0) and its warning/error lines.
@@ -732,6 +735,8 @@ class Setup:
     master_cpu: int | None
     sim_cpu: int | None
     keep: bool
+    contend: int = 0
+    """Busy processes sharing the master's core (a master that gets less CPU than it needs)."""
 
 
 def master_command(setup: Setup, port: int, keys: Path, workers: int, runtime: int,
@@ -791,6 +796,23 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
+BURNER = ("import time\nend = time.monotonic() + {seconds}\n"
+          "while time.monotonic() < end:\n    pass\n")
+
+
+def start_burners(setup: Setup, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """``setup.contend`` busy loops pinned to the master's core, each ending by itself after
+    ``seconds`` (and stopped by PID at the step's end)."""
+    burners = []
+    for _ in range(setup.contend):
+        burner = subprocess.Popen([sys.executable, "-c", BURNER.format(seconds=seconds)],
+                                  stdin=subprocess.DEVNULL)
+        if setup.master_cpu is not None:
+            os.sched_setaffinity(burner.pid, {setup.master_cpu})
+        burners.append(burner)
+    return burners
+
+
 def run_step(setup: Setup, workers: int) -> StepResult:
     runtime = math.ceil(setup.warmup + setup.duration) + RUNTIME_MARGIN_S
     work = Path(tempfile.mkdtemp(prefix=f"phalanx-master-scale-{workers}-"))
@@ -804,6 +826,7 @@ def run_step(setup: Setup, workers: int) -> StepResult:
     print(f"\n== {workers} workers: master on 127.0.0.1:{port}, -t {runtime}s, "
           f"logs in {work}", flush=True)
     simulators: Simulators | None = None
+    burners: list[subprocess.Popen[bytes]] = []
     window = (0.0, 0.0)
     with stderr_path.open("wb") as err, stdout_path.open("wb") as out:
         master = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -822,6 +845,7 @@ def run_step(setup: Setup, workers: int) -> StepResult:
             time.sleep(0.05)
         if setup.master_cpu is not None and not pin_all_threads(master.pid, {setup.master_cpu}):
             print("   note: some master threads could not be pinned", flush=True)
+        burners = start_burners(setup, hard_limit)
         simulators = Simulators(plan_simulators(f"tcp://127.0.0.1:{port}", master_public, pairs,
                                                 setup.sim_procs, setup.sim_cpu, hard_limit))
         master_gone: Callable[[], bool] = lambda: master.poll() is not None  # noqa: E731
@@ -893,6 +917,8 @@ def run_step(setup: Setup, workers: int) -> StepResult:
             master_exit=master.returncode,
         )
     finally:
+        for burner in burners:
+            stop_process(burner)
         if simulators is not None:
             simulators.finish(window, timeout=5.0)
         stop_process(master)
@@ -1003,11 +1029,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter that runs 'python -m phalanx master'")
     parser.add_argument("--keep", action="store_true", help="keep each step's keys and logs")
+    parser.add_argument("--contend", type=int, default=0, metavar="N",
+                        help="N busy processes share the master's core: a master short of "
+                             "CPU (stats late, no worker may be marked missing)")
     parser.add_argument("--no-save", action="store_true",
                         help=f"do not write the table to {RESULTS}/master-scale-<date>.txt")
     args = parser.parse_args(argv)
     if not 1.0 <= args.duration <= 3600.0 or not 0.0 <= args.warmup <= 600.0:
         parser.error("--duration must be in [1, 3600] and --warmup in [0, 600]")
+    if not 0 <= args.contend <= 16:
+        parser.error("--contend must be in [0, 16]")
     check = subprocess.run([args.python, "-m", "phalanx", "master", "--help"],
                            capture_output=True, timeout=60, check=False)
     if check.returncode != 0:
@@ -1020,6 +1051,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         master_cpu, sim_cpu = cpus[0], cpus[1]
         os.sched_setaffinity(0, {sim_cpu})  # this orchestrator stays off the master's core
         pinning = f"master pinned to CPU {master_cpu}, simulators to CPU {sim_cpu}"
+        if args.contend:
+            pinning += f"; {args.contend} busy processes share the master's CPU"
     else:
         pinning = f"NOT pinned: only {len(cpus)} usable CPU (master and simulators share it)"
     raise_fd_limit()
@@ -1027,7 +1060,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for workers in args.workers:
         procs = args.sim_procs or max(1, math.ceil(workers / 1000))
         setup = Setup(python=args.python, duration=args.duration, warmup=args.warmup,
-                      sim_procs=procs, master_cpu=master_cpu, sim_cpu=sim_cpu, keep=args.keep)
+                      sim_procs=procs, master_cpu=master_cpu, sim_cpu=sim_cpu, keep=args.keep,
+                      contend=args.contend)
         result = run_step(setup, workers)
         print(f"   -> master {fmt(result.master_cpu, '.1f', '%')} of one core, "
               f"{result.missing_lines} missing" + (f"; {result.note}" if result.note else ""),

@@ -20,6 +20,11 @@ within about 10 ms too: all three measure steady-state throughput.
 Absolute numbers drift from machine to machine; the ratios of one run are
 the result.
 
+Each generator's CPU per request is also shown (its process's user and
+system CPU time, start-up included, from ``getrusage(RUSAGE_CHILDREN)``,
+divided by its requests): the kernel's share (sockets) is about the same for
+every tool, so the user share says where a generator spends its own time.
+
 With ``--rounds N`` the four generators run N times in the same order
 (interleaved, so slow drifts of a shared machine hit all of them); the table
 shows each one's median and range, and each round's own ratios are listed.
@@ -37,12 +42,13 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -66,6 +72,10 @@ class Outcome:
     requests: int = 0
     failures: int = 0
     note: str = ""
+    cpu_user_s: float = 0.0
+    """CPU seconds the generator's process spent in user mode (start-up included)."""
+    cpu_sys_s: float = 0.0
+    """... and in the kernel (sockets: about the same per request for every tool)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,18 @@ def pinned(setup: Setup, argv: Sequence[str]) -> list[str]:
     """``argv`` run on the load core (or unpinned when no core was given)."""
     prefix = ["taskset", "-c", setup.load_cpu] if setup.load_cpu is not None else []
     return [*prefix, *argv]
+
+
+def children_cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of every child this process has waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
+
+
+def with_cpu(outcome: Outcome, before: tuple[float, float]) -> Outcome:
+    """``outcome`` with the CPU its generator used since ``before`` (one child waited for)."""
+    user, system = children_cpu()
+    return replace(outcome, cpu_user_s=user - before[0], cpu_sys_s=system - before[1])
 
 
 def run_logged(argv: Sequence[str], log: Path, timeout: float) -> int | None:
@@ -275,14 +297,18 @@ def table(outcomes: Sequence[Outcome]) -> str:
     wrk_rps = wrk.rps if wrk else None
     fast_rps = fast.rps if fast else None
     header = f"{'generator':<22}{'requests/s':>12}{'vs wrk':>9}{'vs Fast':>9}" \
-             f"{'requests':>11}{'failed':>8}  note"
+             f"{'requests':>11}{'failed':>8}{'us CPU/req':>12}{'user+sys':>14}  note"
     lines = [header, "-" * len(header)]
     for outcome in outcomes:
         rps = f"{outcome.rps:,.0f}" if outcome.rps is not None else "FAILED"
+        per = 1e6 / outcome.requests if outcome.requests else 0.0
+        user, system = outcome.cpu_user_s * per, outcome.cpu_sys_s * per
+        cpu = f"{user + system:.2f}" if outcome.requests else "-"
+        split = f"{user:.2f}+{system:.2f}" if outcome.requests else "-"
         lines.append(
             f"{outcome.name:<22}{rps:>12}{ratio(outcome.rps, wrk_rps):>9}"
             f"{ratio(outcome.rps, fast_rps):>9}{outcome.requests:>11,}{outcome.failures:>8,}"
-            f"  {outcome.note}"
+            f"{cpu:>12}{split:>14}  {outcome.note}"
         )
     return "\n".join(lines)
 
@@ -385,18 +411,20 @@ def run_round(setup: Setup, index: int, rounds: int) -> tuple[list[Outcome], lis
     prefix = f"round {index}/{rounds}, " if rounds > 1 else ""
     outcomes: list[Outcome] = []
     print(f"\n[{prefix}1/4] wrk", flush=True)
-    outcomes.append(run_wrk(setup, round_tag))
+    before = children_cpu()
+    outcomes.append(with_cpu(run_wrk(setup, round_tag), before))
     print(f"[{prefix}2/4] Locust FastHttpUser", flush=True)
-    outcomes.append(
-        run_locust(setup, GENERATORS[1], "locustfile_fast.py", "fast", round_tag)
-    )
+    before = children_cpu()
+    outcomes.append(with_cpu(
+        run_locust(setup, GENERATORS[1], "locustfile_fast.py", "fast", round_tag), before))
     print(f"[{prefix}3/4] Locust HttpUser", flush=True)
-    outcomes.append(
-        run_locust(setup, GENERATORS[2], "locustfile_http.py", "http", round_tag)
-    )
+    before = children_cpu()
+    outcomes.append(with_cpu(
+        run_locust(setup, GENERATORS[2], "locustfile_http.py", "http", round_tag), before))
     print(f"[{prefix}4/4] phalanx", flush=True)
+    before = children_cpu()
     ours, problems = run_phalanx(setup, round_tag)
-    outcomes.append(ours)
+    outcomes.append(with_cpu(ours, before))
     return outcomes, problems
 
 
@@ -412,6 +440,8 @@ def combine(name: str, runs: Sequence[Outcome]) -> Outcome:
         sum(run.requests for run in runs),
         sum(run.failures for run in runs),
         "; ".join(dict.fromkeys(notes)),
+        sum(run.cpu_user_s for run in runs),
+        sum(run.cpu_sys_s for run in runs),
     )
 
 

@@ -113,7 +113,8 @@ class HttpSession:
     own on its first https connection.
     """
 
-    __slots__ = ("_base", "_cookies", "_options", "_pools", "_recorder", "_targets", "_tls")
+    __slots__ = ("_base", "_cookies", "_loop", "_options", "_pools", "_recorder", "_targets",
+                 "_tls")
 
     def __init__(
         self,
@@ -134,6 +135,9 @@ class HttpSession:
         self._options = options
         self._tls = tls
         self._pools: dict[Origin, OriginPool] | None = None
+        # The loop of the pools' connections while there are pools (asking asyncio for the
+        # running loop costs a getpid() system call on every request).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._cookies: CookieJar | None = None
         self._targets: TargetCache | None = None  # created on the first request
 
@@ -286,7 +290,10 @@ class HttpSession:
                 self._record(method, name, response)
             return response
 
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = self._loop
+        if loop is None or self._pools is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if name is None:
             name = target.name  # params only add a query, which names never include
         # The first hop of a plain request may reuse the target's encoded head.

@@ -21,6 +21,14 @@ pending timer that fires no later than needed, and the timer re-arms itself
 when it fires early, so a busy connection creates a timer about once per
 read timeout, not once per request or chunk.
 
+Head: the parser is given no per-field callback (each would cost a Python
+call and two bytes objects per header line); when llhttp says the head is
+complete, the connection cuts the header block out of the bytes it received
+(kept across reads while the head is unfinished, at most
+:data:`MAX_HEAD_BYTES`) and looks only for what matters before the body:
+``Content-Encoding`` and ``Set-Cookie``. The response splits the block into
+fields only when someone reads its headers. Trailer fields are not kept.
+
 Body: kept up to ``limit`` bytes (after decompression), the rest counted and
 discarded (``truncated``). ``wire_bytes`` counts body bytes as received.
 Framing comes from llhttp (Content-Length, chunked, read-until-close; 1xx
@@ -43,6 +51,7 @@ import httptools
 
 from phalanx.core.results import ErrorKind, RequestFailure
 from phalanx.http.decoding import BodyDecodeError, Decompressor, decoder_for
+from phalanx.http.headers import split_fields
 from phalanx.http.response import Response
 
 __all__ = ["ExchangeResult", "HttpConnection"]
@@ -52,8 +61,16 @@ ExchangeResult = Response | RequestFailure
 _TIMER_SLACK: Final = 0.001  # uvloop timers have millisecond resolution
 
 
+MAX_HEAD_BYTES: Final = 64 * 1024
+"""Largest response head (status line and header fields) a connection accepts."""
+
+
 class _EndOfHeadResponse(Exception):
     """Raised from the header callback to stop parsing a HEAD response's body."""
+
+
+class _HeadTooLarge(Exception):
+    """Raised from the header callback when the head is over :data:`MAX_HEAD_BYTES`."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -65,9 +82,13 @@ class HttpConnection(asyncio.Protocol):
         "_closed_waiter",
         "_deadline",
         "_decoder",
-        "_eof_body",
+        "_fields",
         "_head",
-        "_headers",
+        "_head_chunk",
+        "_head_from",
+        "_head_parts",
+        "_head_size",
+        "_in_head",
         "_interim",
         "_last_rx",
         "_loop",
@@ -105,7 +126,12 @@ class HttpConnection(asyncio.Protocol):
         self._read_timeout = 0.0
         self._last_rx = 0.0
         # Per-exchange state, reset by exchange().
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = False  # the response head has not ended yet
+        self._head_chunk = b""  # the bytes being parsed while in the head
+        self._head_parts: list[bytes] = []  # earlier bytes of the head (when it spans reads)
+        self._head_size = 0
+        self._head_from = 0  # where the head starts in parts + chunk (after a 1xx head)
+        self._fields = b""  # the header block of the response: b"\r\nName: value..."
         self._chunks: list[bytes] = []
         self._status = 0
         self._head = False
@@ -113,7 +139,6 @@ class HttpConnection(asyncio.Protocol):
         self._wire = 0
         self._truncated = False
         self._decoder: Decompressor | None = None
-        self._eof_body = False  # the body ends when the connection closes
         self._interim = False  # inside a 1xx response
         self._set_cookie = False
         self._received_any = False
@@ -145,17 +170,19 @@ class HttpConnection(asyncio.Protocol):
             )
             return waiter
         # A completed exchange leaves fresh lists behind; a failed one may not.
-        if self._headers:
-            self._headers = []
+        if self._head_parts:
+            self._head_parts = []
+            self._head_size = 0
         if self._chunks:
             self._chunks = []
+        self._in_head = True
+        self._head_from = 0
         self._status = 0
         self._head = head
         self._body_room = limit
         self._wire = 0
         self._truncated = False
         self._decoder = None
-        self._eof_body = False
         self._interim = False
         self._set_cookie = False
         self._received_any = False
@@ -217,14 +244,19 @@ class HttpConnection(asyncio.Protocol):
             return
         self._last_rx = self._loop.time()
         self._received_any = True
+        in_head = self._in_head
+        if in_head:
+            self._head_chunk = data
         try:
             self._parser.feed_data(data)
+            if in_head and self._in_head:
+                self._keep_head_part(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _EndOfHeadResponse):
                 # The parser was stopped mid-message on purpose: replace it.
                 self._parser = httptools.HttpResponseParser(self)
-            elif isinstance(cause, BodyDecodeError):
+            elif isinstance(cause, (BodyDecodeError, _HeadTooLarge)):
                 self._fail(ErrorKind.BAD_HTTP, str(cause))
             else:
                 self._fail(ErrorKind.BAD_HTTP, "invalid HTTP response")
@@ -245,7 +277,7 @@ class HttpConnection(asyncio.Protocol):
         self.reusable = False
         self._cancel_timer()
         if self._waiter is not None:
-            if self._eof_body and exc is None:
+            if exc is None and self._status >= 200 and self._body_ends_at_close():
                 self.on_message_complete()  # a body delimited by the connection close
             elif isinstance(exc, ssl.SSLError):
                 self._fail(ErrorKind.TLS, f"TLS error: {exc.reason or exc}")
@@ -257,34 +289,79 @@ class HttpConnection(asyncio.Protocol):
         if closed is not None and not closed.done():
             closed.set_result(None)
 
-    # -- httptools callbacks ---------------------------------------------------------
+    # -- the response head -------------------------------------------------------------
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+    def _keep_head_part(self, data: bytes) -> None:
+        """After a read that did not end the head: keep its bytes for the next read."""
+        if self._head_from:  # a 1xx head ended in it: keep only what follows
+            data = b"".join((*self._head_parts, data))[self._head_from:]
+            self._head_parts = []
+            self._head_size = 0
+            self._head_from = 0
+        self._head_parts.append(data)
+        self._head_size += len(data)
+        if self._head_size > MAX_HEAD_BYTES:
+            self._fail(ErrorKind.BAD_HTTP,
+                       f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
+
+    def _header_block(self) -> bytes:
+        """The head that just ended, as received: its status line, then ``b"\r\n"`` and
+        a ``name:value`` field per field, without the final empty line.
+
+        llhttp has accepted the head: lines end with CRLF, a field's name is a
+        token right after the CRLF (no folding, no space before the colon),
+        values hold no CR or LF. So the head ends at the first empty line, and
+        ``b"\r\nname:"`` (any case) in the block is exactly a field of that name.
+        """
+        parts = self._head_parts
+        buffer = b"".join((*parts, self._head_chunk)) if parts else self._head_chunk
+        start = self._head_from
+        end = buffer.find(b"\r\n\r\n", start)
+        if end < 0 or end - start > MAX_HEAD_BYTES:
+            raise _HeadTooLarge(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB"
+                                if end >= 0 else "response head without an end")
+        self._head_from = end + 4  # a 1xx head: the next one starts there
+        return buffer[start:end]
+
+    # -- httptools callbacks (no on_header: fields are read from the head's bytes) ------
 
     def on_headers_complete(self) -> None:
         status = self._status = self._parser.get_status_code()
+        fields = self._header_block()
         if status < 200:
             self._interim = True  # 1xx: llhttp ends it without body; skip it
             return
-        framed = status == 204 or status == 304
-        for name, value in self._headers:
-            size = len(name)
-            if size == 14:
-                if name.lower() == b"content-length":
-                    framed = True
-            elif size == 10:
-                if name.lower() == b"set-cookie":
-                    self._set_cookie = True
-            elif size == 16:
+        self._in_head = False
+        self._head_chunk = b""
+        if self._head_parts:
+            self._head_parts = []
+            self._head_size = 0
+        self._fields = fields
+        # Only what must be known before the body: whether to decode it, and whether
+        # cookies come. (Framing is llhttp's; see _body_ends_at_close.) find(), not
+        # "in": "in" on bytes first tries the needle as an integer, raising and
+        # clearing a TypeError every time.
+        lowered = fields.lower()
+        self._set_cookie = lowered.find(b"\r\nset-cookie:") >= 0
+        if lowered.find(b"\r\ncontent-encoding:") >= 0:
+            for name, value in split_fields(fields):
                 if name.lower() == b"content-encoding":
                     self._decoder = decoder_for(value)
-            elif size == 17 and name.lower() == b"transfer-encoding":
-                framed = framed or b"chunked" in value.lower()
         if self._head:
             self.on_message_complete()
             raise _EndOfHeadResponse
-        self._eof_body = not framed
+
+    def _body_ends_at_close(self) -> bool:
+        """Whether the current response's body is delimited by the connection's end (no
+        Content-Length, not chunked, a status that has a body)."""
+        if self._status in (204, 304):
+            return False
+        for name, value in split_fields(self._fields):
+            name = name.lower()
+            if name == b"content-length" or (
+                    name == b"transfer-encoding" and b"chunked" in value.lower()):
+                return False
+        return True
 
     def on_body(self, data: bytes) -> None:
         size = len(data)
@@ -317,7 +394,6 @@ class HttpConnection(asyncio.Protocol):
         connection-delimited bodies)."""
         if self._interim:
             self._interim = False
-            self._headers = []
             return
         waiter = self._waiter
         if waiter is None:
@@ -343,16 +419,17 @@ class HttpConnection(asyncio.Protocol):
             content = b"".join(chunks)
         response = Response(
             self._status,
-            self._headers,
+            self._fields,
             content,
             self._truncated,
             self._wire,
             self._set_cookie,
         )
-        self._headers = []
+        self._fields = b""
         self._chunks = []
         self._waiter = None
-        keep_alive = self.reusable = self._parser.should_keep_alive() and not self._eof_body
+        # llhttp says no when the body ends with the connection (message_needs_eof).
+        keep_alive = self.reusable = self._parser.should_keep_alive()
         if not keep_alive and self._transport is not None:
             self._transport.close()
         if not waiter.done():

@@ -1,8 +1,9 @@
 """Response headers: a read-only, case-insensitive, multi-value mapping.
 
-Built lazily from the raw ``(name, value)`` byte pairs the parser produced
-(decoded as latin-1, the HTTP/1.1 header charset), so a response whose
-headers are never read costs no decoding. ``headers[name]`` and
+Built lazily from the response's header block as received (decoded as
+latin-1, the HTTP/1.1 header charset), so a response whose headers are never
+read costs no splitting and no decoding. Trailer fields of a chunked body are
+not kept. ``headers[name]`` and
 ``headers.get(name)`` join repeated fields with ``", "``; ``get_all(name)``
 returns each value separately (use it for ``Set-Cookie``).
 """
@@ -32,9 +33,11 @@ class Headers(Mapping[str, str]):
         self._index = index
 
     @classmethod
-    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
-        """Decode raw parser output (latin-1)."""
-        return cls((n.decode("latin-1"), v.decode("latin-1")) for n, v in raw)
+    def from_raw(cls, raw: bytes | Iterable[tuple[bytes, bytes]]) -> Headers:
+        """Decode raw fields (latin-1): a header block (see :func:`split_fields`) or
+        ``(name, value)`` pairs."""
+        pairs = split_fields(raw) if isinstance(raw, bytes) else raw
+        return cls((n.decode("latin-1"), v.decode("latin-1")) for n, v in pairs)
 
     def __getitem__(self, name: str) -> str:
         return ", ".join(self._index[name.lower()])
@@ -63,3 +66,15 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+def split_fields(block: bytes) -> list[tuple[bytes, bytes]]:
+    """The ``(name, value)`` fields of a response head llhttp accepted: its status line,
+    then ``b"\r\n"`` and ``name:value`` per field, no final empty line (a block without
+    its status line starts with ``b"\r\n"``). Values lose their surrounding spaces and
+    tabs."""
+    fields = []
+    for line in block.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields.append((name, value.strip(b" \t")))
+    return fields

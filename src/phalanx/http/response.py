@@ -22,6 +22,8 @@ from phalanx.http.url import Url
 
 __all__ = ["HttpStatusError", "Response"]
 
+_RawHeaders = bytes | list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
+"""A header block as received (see :func:`~phalanx.http.headers.split_fields`) or pairs."""
 _EMPTY_RAW: tuple[tuple[bytes, bytes], ...] = ()
 
 
@@ -63,7 +65,7 @@ class Response:
     def __init__(
         self,
         status_code: int = 0,
-        raw_headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = _EMPTY_RAW,
+        raw_headers: _RawHeaders = _EMPTY_RAW,
         content: bytes = b"",
         truncated: bool = False,
         wire_bytes: int = 0,

@@ -69,6 +69,9 @@ class _EndOfHeadResponse(Exception):
     """Raised from the header callback to stop parsing a HEAD response's body."""
 
 
+_LINE_ENDS: Final = (b"\r", b"\n")
+
+
 class _HeadTooLarge(Exception):
     """Raised from the header callback when the head is over :data:`MAX_HEAD_BYTES`."""
 
@@ -250,7 +253,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
             if in_head and self._in_head:
-                self._keep_head_part(data)
+                self._keep_head_part()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _EndOfHeadResponse):
@@ -279,6 +282,7 @@ class HttpConnection(asyncio.Protocol):
         if self._waiter is not None:
             if exc is None and self._status >= 200 and self._body_ends_at_close():
                 self.on_message_complete()  # a body delimited by the connection close
+                self.reusable = False
             elif isinstance(exc, ssl.SSLError):
                 self._fail(ErrorKind.TLS, f"TLS error: {exc.reason or exc}")
             elif self._received_any:
@@ -291,15 +295,18 @@ class HttpConnection(asyncio.Protocol):
 
     # -- the response head -------------------------------------------------------------
 
-    def _keep_head_part(self, data: bytes) -> None:
-        """After a read that did not end the head: keep its bytes for the next read."""
-        if self._head_from:  # a 1xx head ended in it: keep only what follows
-            data = b"".join((*self._head_parts, data))[self._head_from:]
-            self._head_parts = []
-            self._head_size = 0
+    def _keep_head_part(self) -> None:
+        """After a read that did not end the head: keep its unparsed bytes for the next.
+
+        The unfinished head is ``b"".join(_head_parts) + _head_chunk`` from offset
+        ``_head_from`` on (past the 1xx heads that ended in it).
+        """
+        rest = self._head_chunk
+        if self._head_from:
+            rest = rest[self._head_from:]
             self._head_from = 0
-        self._head_parts.append(data)
-        self._head_size += len(data)
+        self._head_parts.append(rest)
+        self._head_size += len(rest)
         if self._head_size > MAX_HEAD_BYTES:
             self._fail(ErrorKind.BAD_HTTP,
                        f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
@@ -308,16 +315,24 @@ class HttpConnection(asyncio.Protocol):
         """The head that just ended, as received: its status line, then ``b"\r\n"`` and
         a ``name:value`` field per field, without the final empty line.
 
-        llhttp has accepted the head: lines end with CRLF, a field's name is a
-        token right after the CRLF (no folding, no space before the colon),
-        values hold no CR or LF. So the head ends at the first empty line, and
-        ``b"\r\nname:"`` (any case) in the block is exactly a field of that name.
+        llhttp has accepted the head: it skips CR and LF bytes before a status
+        line (so do we), lines end with CRLF, a field's name is a token right
+        after the CRLF (no folding, no space before the colon), values hold no
+        CR or LF. So the head ends at its first empty line, and ``b"\r\nname:"``
+        (any case) in the block is exactly a field of that name. A head counts
+        against :data:`MAX_HEAD_BYTES` with its final empty line.
         """
         parts = self._head_parts
-        buffer = b"".join((*parts, self._head_chunk)) if parts else self._head_chunk
+        buffer = self._head_chunk
+        if parts:  # joined once: what stays unparsed is taken from the joined bytes
+            buffer = self._head_chunk = b"".join((*parts, buffer))
+            self._head_parts = []
+            self._head_size = 0
         start = self._head_from
+        while buffer[start:start + 1] in _LINE_ENDS:
+            start += 1
         end = buffer.find(b"\r\n\r\n", start)
-        if end < 0 or end - start > MAX_HEAD_BYTES:
+        if end < 0 or end + 4 - start > MAX_HEAD_BYTES:
             raise _HeadTooLarge(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB"
                                 if end >= 0 else "response head without an end")
         self._head_from = end + 4  # a 1xx head: the next one starts there
@@ -352,16 +367,19 @@ class HttpConnection(asyncio.Protocol):
             raise _EndOfHeadResponse
 
     def _body_ends_at_close(self) -> bool:
-        """Whether the current response's body is delimited by the connection's end (no
-        Content-Length, not chunked, a status that has a body)."""
+        """Whether the current response's body is delimited by the connection's end, as
+        llhttp decides it: no Content-Length, no Transfer-Encoding whose last coding is
+        chunked, a status that has a body."""
         if self._status in (204, 304):
             return False
+        coding = b""
         for name, value in split_fields(self._fields):
             name = name.lower()
-            if name == b"content-length" or (
-                    name == b"transfer-encoding" and b"chunked" in value.lower()):
+            if name == b"content-length":
                 return False
-        return True
+            if name == b"transfer-encoding":
+                coding = value.rpartition(b",")[2].strip().lower()
+        return coding != b"chunked"
 
     def on_body(self, data: bytes) -> None:
         size = len(data)
@@ -439,6 +457,10 @@ class HttpConnection(asyncio.Protocol):
 
     def _fail(self, kind: str, message: str) -> None:
         self.reusable = False
+        self._head_chunk = b""  # what a failed exchange had received is not needed
+        self._head_parts = []
+        self._head_size = 0
+        self._fields = b""
         self._cancel_timer()
         waiter = self._waiter
         self._waiter = None

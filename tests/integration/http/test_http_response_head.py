@@ -163,3 +163,34 @@ async def test_trailer_fields_of_a_chunked_body_are_not_headers(make_session):
     assert response.content == b"hello"
     assert "x-trailer" not in response.headers
     assert response.headers["transfer-encoding"] == "chunked"
+
+
+async def test_blank_lines_before_a_head_are_skipped_as_llhttp_skips_them(make_session):
+    body = gzip.compress(b"unzipped")
+    final = (b"HTTP/1.1 302 Found\r\nLocation: /next\r\nSet-Cookie: sid=1\r\n"
+             b"Content-Encoding: gzip\r\nContent-Length: " + str(len(body)).encode()
+             + b"\r\n\r\n" + body)
+    replies = [
+        [b"\r\n\r\n" + final],
+        pieces(b"HTTP/1.1 100 Continue\r\n\r\n\r\n\n\r\n" + HEAD + b"after", 3),
+    ]
+    async with scripted(replies) as (url, connections):
+        session = make_session(url)
+        response = await session.get("/start")  # the redirect is followed: Location was read
+    assert response.content == b"after"
+    assert response.headers["server"] == "scripted"
+    assert [r.status_code for r in response.history] == [302]
+    assert response.history[0].content == b"unzipped"
+    assert session.cookies.get("sid") == "1"
+    assert len(connections) == 1
+
+
+async def test_a_framed_body_cut_by_the_peer_is_a_reset_even_after_blank_lines(
+        make_session, recorder):
+    reply = [b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"]
+    async with scripted([reply], close_after=True) as (url, _):
+        session = make_session(url)
+        response = await session.get("/cut-body")
+    assert response.error is not None
+    assert response.error.kind == ErrorKind.CONNECTION_RESET
+    assert session.connection_count == 0

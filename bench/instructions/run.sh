@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { apt-get update -q && apt-get install -y -q valgrind; }
+export OPENBLAS_NUM_THREADS=1  # numpy (imported by phalanx.stats) must not add idle BLAS threads
 instructions() {
   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
     .venv/bin/python bench/instructions/count_requests.py "$1" 2>&1 | awk '/Collected/{print $4}'

@@ -134,7 +134,7 @@ class HttpConnection(asyncio.Protocol):
         self._head_parts: list[bytes] = []  # earlier bytes of the head (when it spans reads)
         self._head_size = 0
         self._head_from = 0  # where the head starts in parts + chunk (after a 1xx head)
-        self._fields = b""  # the header block of the response: b"\r\nName: value..."
+        self._fields = b""  # the response's head: status line, b"\r\nName: value" per field
         self._chunks: list[bytes] = []
         self._status = 0
         self._head = False

@@ -16,7 +16,7 @@ from phalanx.http.encoding import (
     encode_head,
     prepare_headers,
 )
-from phalanx.http.headers import Headers
+from phalanx.http.headers import Headers, split_fields
 from phalanx.http.redirects import next_hop
 from phalanx.http.response import HttpStatusError, Response
 
@@ -125,6 +125,20 @@ def test_headers_are_case_insensitive_and_multi_valued() -> None:
     assert "x-a" in headers
     assert list(headers) == ["Set-Cookie", "X-A"]
     assert len(headers) == 2
+
+
+@pytest.mark.parametrize(("block", "fields"), [
+    (b"HTTP/1.1 204 No Content", []),
+    (b"HTTP/1.1 200 OK\r\nA: 1", [(b"A", b"1")]),
+    (b"HTTP/1.1 200 OK\r\nA:\r\nB: \t x y \t\r\nC:a:b",
+     [(b"A", b""), (b"B", b"x y"), (b"C", b"a:b")]),
+    (b"\r\nA: 1\r\nA: 2", [(b"A", b"1"), (b"A", b"2")]),  # a block without status line
+])
+def test_a_header_block_splits_into_its_fields(block: bytes,
+                                               fields: list[tuple[bytes, bytes]]) -> None:
+    assert split_fields(block) == fields
+    assert Headers.from_raw(block).multi_items() == [
+        (n.decode("latin-1"), v.decode("latin-1")) for n, v in fields]
 
 
 def test_response_text_uses_the_declared_charset() -> None:

@@ -340,6 +340,12 @@ class HttpConnection(asyncio.Protocol):
 
     # -- httptools callbacks (no on_header: fields are read from the head's bytes) ------
 
+    def on_message_begin(self) -> None:
+        if self._waiter is None:
+            # A message begins after the response, in the same read: the peer sent
+            # something unasked, and llhttp is now inside it. Never reuse this connection.
+            self.reusable = False
+
     def on_headers_complete(self) -> None:
         status = self._status = self._parser.get_status_code()
         fields = self._header_block()

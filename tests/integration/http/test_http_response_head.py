@@ -194,3 +194,18 @@ async def test_a_framed_body_cut_by_the_peer_is_a_reset_even_after_blank_lines(
     assert response.error is not None
     assert response.error.kind == ErrorKind.CONNECTION_RESET
     assert session.connection_count == 0
+
+
+async def test_bytes_after_a_response_in_the_same_read_poison_the_connection(
+        make_session, recorder):
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    unasked = b"HTTP/1.1 200 OK\r\nX-Unasked: "  # the start of a head nobody asked for
+    replies = [[ok + unasked], [ok]]
+    async with scripted(replies) as (url, connections):
+        session = make_session(url)
+        first = await session.get("/one")
+        second = await session.get("/two")
+    assert (first.content, second.content) == (b"ok", b"ok")
+    assert second.headers.get("x-unasked") is None
+    assert len(connections) == 2  # the first connection was not reused
+    assert recorder.kinds == [None, None]

@@ -282,7 +282,6 @@ class HttpConnection(asyncio.Protocol):
         if self._waiter is not None:
             if exc is None and self._status >= 200 and self._body_ends_at_close():
                 self.on_message_complete()  # a body delimited by the connection close
-                self.reusable = False
             elif isinstance(exc, ssl.SSLError):
                 self._fail(ErrorKind.TLS, f"TLS error: {exc.reason or exc}")
             elif self._received_any:
@@ -453,7 +452,7 @@ class HttpConnection(asyncio.Protocol):
         self._chunks = []
         self._waiter = None
         # llhttp says no when the body ends with the connection (message_needs_eof).
-        keep_alive = self.reusable = self._parser.should_keep_alive()
+        keep_alive = self.reusable = not self._lost and self._parser.should_keep_alive()
         if not keep_alive and self._transport is not None:
             self._transport.close()
         if not waiter.done():

@@ -478,17 +478,23 @@ class _BusySocket:
         pass
 
 
+def _busy_driver(final_grace: float) -> MasterDriver:
+    """A master on a :class:`_BusySocket`: a 0.2 s run whose one worker never confirms
+    its stop, with limits that never throttle or expire it."""
+    plan = ClusterPlan(classes=SPECS, host="http://127.0.0.1:9", users=1, spawn_rate=1.0,
+                       run_time=0.2, expect_workers=1, heartbeat_interval=0.2,
+                       heartbeat_timeout=60.0, stats_interval=0.2, final_grace=final_grace,
+                       message_rate=100_000.0)
+    return MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
+                        phalanx_version=VERSION)
+
+
 async def test_a_master_behind_a_backlog_at_the_end_keeps_its_loop_responsive(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from phalanx.cluster import master_driver
 
     monkeypatch.setattr(master_driver, "MAX_BACKLOG_WAIT", 1.0)
-    plan = ClusterPlan(classes=SPECS, host="http://127.0.0.1:9", users=1, spawn_rate=1.0,
-                       run_time=0.2, expect_workers=1, heartbeat_interval=0.2,
-                       heartbeat_timeout=60.0, stats_interval=0.2, final_grace=0.2,
-                       message_rate=100_000.0)
-    driver = MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
-                          phalanx_version=VERSION)
+    driver = _busy_driver(final_grace=0.2)
     turns_while_stopping = 0
 
     async def probe() -> None:
@@ -513,12 +519,7 @@ async def test_a_master_handling_a_slow_batch_lets_other_tasks_run_between_messa
     from phalanx.cluster import master_driver
 
     monkeypatch.setattr(master_driver, "MAX_BACKLOG_WAIT", 0.3)
-    plan = ClusterPlan(classes=SPECS, host="http://127.0.0.1:9", users=1, spawn_rate=1.0,
-                       run_time=0.2, expect_workers=1, heartbeat_interval=0.2,
-                       heartbeat_timeout=60.0, stats_interval=0.2, final_grace=0.1,
-                       message_rate=100_000.0)
-    driver = MasterDriver(_BusySocket(), plan, script_sha256=SHA,  # type: ignore[arg-type]
-                          phalanx_version=VERSION)
+    driver = _busy_driver(final_grace=0.1)
     turns = 0
     seen: list[int] = []
     handle_heartbeat = driver._heartbeat

@@ -5,7 +5,9 @@ nothing a worker sends can break the master's receive loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,12 @@ async def handshake(master: MasterSocket, worker: WorkerSocket,
     assert master.send(key, Welcome(run_id="r1"))
     assert await worker.recv(timeout=WAIT) == Welcome(run_id="r1")
     return key
+
+
+async def turns(count: int) -> None:
+    """Give the event loop ``count`` turns (a task started just before runs up to its wait)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
 
 
 async def wait_for_refusals(master: MasterSocket, count: int) -> None:
@@ -369,12 +377,20 @@ async def test_binding_a_busy_endpoint_is_a_clear_error_and_leaves_nothing_runni
             await handshake(master, worker)
 
 
-async def test_recv_batch_returns_what_arrived_in_order_up_to_its_limit(keys: KeyDir) -> None:
+@contextlib.asynccontextmanager
+async def master_with_two_workers(keys: KeyDir) -> AsyncIterator[
+        tuple[MasterSocket, tuple[WorkerSocket, WorkerKey], tuple[WorkerSocket, WorkerKey]]]:
+    """A master and workers w1 and w2, both welcomed (each with the key the master saw)."""
     async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
             WorkerSocket(master.endpoint, keys.curve_client("w1")) as one, \
             WorkerSocket(master.endpoint, keys.curve_client("w2")) as two:
         first = await handshake(master, one, name="one")
         second = await handshake(master, two, name="two")
+        yield master, (one, first), (two, second)
+
+
+async def test_recv_batch_returns_what_arrived_in_order_up_to_its_limit(keys: KeyDir) -> None:
+    async with master_with_two_workers(keys) as (master, (one, first), (two, second)):
         for seq in range(1, 6):
             assert await one.send(heartbeat(seq), timeout=WAIT)
             assert await two.send(heartbeat(100 + seq), timeout=WAIT)
@@ -404,7 +420,7 @@ async def test_a_message_sent_while_recv_batch_rests_is_read_after_the_rest(
         key = await handshake(master, worker)  # a read that returned a message: next, a rest
         loop = asyncio.get_running_loop()
         waiting = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
-        await asyncio.sleep(0.05)  # inside the rest: the socket's descriptor is not watched
+        await turns(3)  # it read nothing and rests (0.2 s): the descriptor is not watched
         assert not waiting.done()
         assert await worker.send(heartbeat(3), timeout=WAIT)
         sent_at = loop.time()
@@ -414,22 +430,18 @@ async def test_a_message_sent_while_recv_batch_rests_is_read_after_the_rest(
         assert await worker.send(heartbeat(4), timeout=WAIT)
         assert await master.recv_batch(timeout=WAIT) == [(key, heartbeat(4))]
         resting = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
-        await asyncio.sleep(0.05)
+        await turns(3)
         resting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await resting
         parked = asyncio.ensure_future(master.recv_batch(timeout=WAIT))
-        await asyncio.sleep(0.05)  # no rest now (nothing was read since): a plain wait
+        await turns(3)  # no rest now (nothing was read since): a plain wait
         assert await worker.send(heartbeat(5), timeout=WAIT)
         assert await asyncio.wait_for(parked, WAIT) == [(key, heartbeat(5))]
 
 
 async def test_send_all_encodes_once_and_reaches_every_known_worker(keys: KeyDir) -> None:
-    async with MasterSocket(LOOPBACK, keys.curve_server()) as master, \
-            WorkerSocket(master.endpoint, keys.curve_client("w1")) as one, \
-            WorkerSocket(master.endpoint, keys.curve_client("w2")) as two:
-        first = await handshake(master, one, name="one")
-        second = await handshake(master, two, name="two")
+    async with master_with_two_workers(keys) as (master, (one, first), (two, second)):
         sent = master.send_all([first, WorkerKey("nobody"), second], MasterHeartbeat(seq=4))
         assert sent == 2
         assert master.send_failures == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -17,11 +18,13 @@ QUIET = 0.3
 """How long to listen when checking that something does *not* happen."""
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
+@contextlib.contextmanager
+def connected(receiver_type: int, sender_type: int) -> Iterator[
+        tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
+    """A receiver bound on 127.0.0.1 and a sender connected to it, closed afterwards."""
     context = zmq.Context()
-    receiver = context.socket(zmq.PULL)
-    sender = context.socket(zmq.PUSH)
+    receiver = context.socket(receiver_type)
+    sender = context.socket(sender_type)
     try:
         for socket in (receiver, sender):
             socket.setsockopt(zmq.LINGER, 0)
@@ -32,6 +35,12 @@ def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
         sender.close(0)
         receiver.close(0)
         context.term()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[zmq.Socket[bytes], zmq.Socket[bytes]]]:
+    with connected(zmq.PULL, zmq.PUSH) as sockets:
+        yield sockets
 
 
 async def test_wait_times_out_with_nothing_to_read_then_wakes_for_a_message(
@@ -93,14 +102,7 @@ async def test_close_stops_watching_the_descriptor(
 
 
 async def test_notice_wakes_a_parked_wait_after_another_task_used_the_socket() -> None:
-    context = zmq.Context()
-    receiver = context.socket(zmq.PAIR)
-    sender = context.socket(zmq.PAIR)
-    try:
-        for socket in (receiver, sender):
-            socket.setsockopt(zmq.LINGER, 0)
-        port = receiver.bind_to_random_port("tcp://127.0.0.1")
-        sender.connect(f"tcp://127.0.0.1:{port}")
+    with connected(zmq.PAIR, zmq.PAIR) as (receiver, sender):
         readable = Readable(receiver)
         waiter = asyncio.get_running_loop().create_task(readable.wait(WAIT))
         while not readable.parked:
@@ -116,10 +118,6 @@ async def test_notice_wakes_a_parked_wait_after_another_task_used_the_socket() -
         assert await asyncio.wait_for(waiter, WAIT) is True
         assert not readable.parked
         readable.close()
-    finally:
-        sender.close(0)
-        receiver.close(0)
-        context.term()
 
 
 async def test_rest_ignores_the_descriptor_then_watches_it_again(
@@ -129,7 +127,7 @@ async def test_rest_ignores_the_descriptor_then_watches_it_again(
     loop = asyncio.get_running_loop()
     try:
         resting = loop.create_task(readable.rest(0.2))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # the rest has begun
         assert not loop.remove_reader(receiver.FD)  # not watched while it rests
         sender.send(b"during the rest")
         await asyncio.wait_for(resting, WAIT)
@@ -145,7 +143,7 @@ async def test_a_rest_cancelled_or_ended_by_close_leaves_the_right_registration(
     loop = asyncio.get_running_loop()
     readable = Readable(receiver)
     resting = loop.create_task(readable.rest(WAIT))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # the rest has begun
     resting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await resting

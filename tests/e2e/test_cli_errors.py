@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+import phalanx
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -33,10 +36,13 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *needles: str) 
         assert needle in result.stderr
 
 
-def test_version_prints_the_version(phalanx_cli: Cli) -> None:
+def test_version_prints_the_version_and_the_build(phalanx_cli: Cli) -> None:
+    # scripts/test.sh runs this against the compiled build too, with PHALANX_EXPECT_COMPILED=1:
+    # it shows that a CLI subprocess really runs the build under test.
     result = phalanx_cli("--version")
     assert result.returncode == 0
-    assert result.stdout.startswith("phalanx ")
+    build = "compiled" if os.environ.get("PHALANX_EXPECT_COMPILED") == "1" else "pure Python"
+    assert result.stdout == f"phalanx {phalanx.__version__} ({build})\n"
 
 
 def test_run_help_lists_options_by_section_and_exit_codes(phalanx_cli: Cli) -> None:

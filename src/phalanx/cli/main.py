@@ -28,6 +28,25 @@ def version() -> str:
         return "0.0.0"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version and the build (compiled or pure Python), then exit.
+
+    The build is only looked up when asked: it imports the hot-path modules.
+    """
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show the version and the build (compiled or pure Python)")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from phalanx.core.build import build_kind
+
+        print(f"phalanx {version()} ({build_kind()})")
+        parser.exit()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with exit code 2 and one-line errors that point to --help."""
 
@@ -49,7 +68,7 @@ def build_parser() -> Parser:
         description="phalanx: fast, secure-by-default load testing with async Python users.",
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version=f"phalanx {version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     run_command.add_parser(commands)
     master_command.add_parser(commands)

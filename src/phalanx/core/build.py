@@ -1,0 +1,65 @@
+"""Compiled builds: which modules mypyc compiles, and which ones this process runs compiled.
+
+phalanx is pure Python. A *compiled build* (``PHALANX_COMPILE=1 pip install
+.``; see ``setup.py`` and ``make compiled``) also compiles the modules of
+:data:`COMPILED_MODULES`, the per-request hot path, into C extensions with
+mypyc; every other module stays Python. The Python sources are the
+reference: a compiled module must behave exactly like its source, which
+``scripts/test.sh`` checks by running the tests of these modules against a
+compiled build as well.
+
+Rules for a module in :data:`COMPILED_MODULES` (``tests/unit/test_build.py``
+pins the first two):
+
+- it defines no msgspec ``Struct``: mypyc drops the class options
+  (``array_like``, ``frozen``, ...), which would change a wire form;
+- it defines no class that scripts subclass (``User``, ``TaskSet``): a
+  compiled class cannot be subclassed by interpreted code;
+- nothing replaces its globals or methods at run time (compiled code binds
+  them when it is built).
+
+This module must import nothing but the standard library: ``setup.py`` reads
+:data:`COMPILED_MODULES` from it before phalanx's dependencies exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+from typing import Final
+
+__all__ = ["COMPILED_MODULES", "build_kind", "compiled_modules"]
+
+COMPILED_MODULES: Final = (
+    "phalanx.http.connection",
+    "phalanx.http.session",
+    "phalanx.scripting.runloop",
+    "phalanx.stats.histogram",
+    "phalanx.stats.recorder",
+)
+"""The modules a compiled build compiles: the user task loop, the HTTP client's
+connection and session, and the stats recorder with its histogram."""
+
+
+def compiled_modules() -> tuple[str, ...]:
+    """The modules of :data:`COMPILED_MODULES` that this process runs compiled.
+
+    Imports them: a module is compiled when it was loaded from an extension
+    module file rather than from Python source.
+    """
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    return tuple(
+        name
+        for name in COMPILED_MODULES
+        if str(getattr(importlib.import_module(name), "__file__", "")).endswith(suffixes)
+    )
+
+
+def build_kind() -> str:
+    """``"compiled"``, ``"pure Python"``, or ``"partly compiled (<modules>)"``."""
+    compiled = compiled_modules()
+    if not compiled:
+        return "pure Python"
+    if len(compiled) == len(COMPILED_MODULES):
+        return "compiled"
+    return f"partly compiled ({', '.join(compiled)})"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # make bench: side-by-side throughput of wrk, Locust FastHttpUser, Locust HttpUser
-# and phalanx against one private nginx on 127.0.0.1, then memory per idle user.
+# and phalanx (its Python sources and its compiled build) against one private
+# nginx on 127.0.0.1, then memory per idle user.
 #
 # What it does (every step bounded in time, only 127.0.0.1 is targeted):
 #   1. installs Debian's nginx and wrk when missing (apt-get, needs root); the
 #      package's own service is not started (policy-rc.d) and, when this script
 #      installed it, not left enabled;
-#   2. builds the project venv (make venv-run) and bench/.venv-locust with a
-#      pinned Locust;
+#   2. builds the project venv (make venv-run), the compiled build (make compiled,
+#      installed from its wheel into bench/.venv-phalanx-compiled) and
+#      bench/.venv-locust with a pinned Locust;
 #   3. starts its own nginx (bench/nginx.conf.template: 1 worker, no access log,
 #      loopback only, a free port) from a temp dir, pinned to one CPU;
 #   4. runs bench/throughput.py: each generator in turn, pinned to another CPU;
@@ -17,6 +19,7 @@
 # Environment: BENCH_SECONDS (default 15) per generator, BENCH_USERS (default 50),
 # BENCH_ROUNDS (default 1; N > 1 runs all generators N times and reports medians),
 # BENCH_MEMORY_USERS (default 10000), BENCH_MEMORY=0 to skip the memory part,
+# BENCH_COMPILED=0 to run phalanx from its Python sources only,
 # BENCH_KEEP=1 to keep the temp dir (logs, raw JSON) for inspection.
 set -euo pipefail
 
@@ -25,6 +28,7 @@ ROOT=$(dirname "$HERE")
 LOCUST_VERSION=2.47.0
 LOCUST_VENV="$HERE/.venv-locust"
 PHALANX_VENV="$ROOT/.venv"
+PHALANX_COMPILED_VENV="$HERE/.venv-phalanx-compiled"
 SECONDS_EACH=${BENCH_SECONDS:-15}
 USERS=${BENCH_USERS:-50}
 ROUNDS=${BENCH_ROUNDS:-1}
@@ -97,6 +101,11 @@ install_tools() {
     command -v wrk >/dev/null || packages+=(wrk)
     command -v taskset >/dev/null || packages+=(util-linux)
     "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+    if [[ "${BENCH_COMPILED:-1}" != 0 ]]; then
+        command -v cc >/dev/null || packages+=(gcc)
+        "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(
+            os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || packages+=(python3-dev)
+    fi
     ((${#packages[@]})) || return 0
     [[ $(id -u) -eq 0 ]] || die "missing ${packages[*]}: install them (apt-get install ${packages[*]}) or run as root"
     command -v apt-get >/dev/null || die "missing ${packages[*]} and no apt-get to install them"
@@ -130,6 +139,19 @@ log "project venv: make venv-run"
 make -s -C "$ROOT" venv-run PYTHON="$PYTHON"
 PHALANX="$PHALANX_VENV/bin/phalanx"
 "$PHALANX" --version >/dev/null || die "$PHALANX --version failed: is the phalanx package complete?"
+
+COMPILED_ARGS=()
+if [[ "${BENCH_COMPILED:-1}" != 0 ]]; then
+    # Installed from the wheel, as a user would install it (not from the source tree).
+    log "compiled build: make compiled, installed into $PHALANX_COMPILED_VENV"
+    make -s -C "$ROOT" compiled PYTHON="$PYTHON"
+    [[ -x "$PHALANX_COMPILED_VENV/bin/python" ]] || "$PYTHON" -m venv "$PHALANX_COMPILED_VENV"
+    "$PHALANX_COMPILED_VENV/bin/pip" install --quiet --disable-pip-version-check \
+        --require-hashes -r "$ROOT/requirements/runtime.lock"
+    "$PHALANX_COMPILED_VENV/bin/pip" install --quiet --disable-pip-version-check \
+        --no-deps --force-reinstall "$ROOT"/build/compiled-wheel/phalanx-*.whl
+    COMPILED_ARGS=(--phalanx-compiled "$PHALANX_COMPILED_VENV/bin/phalanx")
+fi
 
 if ! "$LOCUST_VENV/bin/locust" --version 2>/dev/null | grep -q "^locust $LOCUST_VERSION "; then
     log "bench venv: locust==$LOCUST_VERSION into $LOCUST_VENV (PyPI)"
@@ -203,7 +225,7 @@ rc=0
 "$PHALANX_VENV/bin/python" "$HERE/throughput.py" \
     --host "$HOST" --seconds "$SECONDS_EACH" --users "$USERS" --rounds "$ROUNDS" "${PIN_ARGS[@]}" \
     --work-dir "$WORK" --results "$RESULTS" --wrk "$(command -v wrk)" \
-    --locust "$LOCUST_VENV/bin/locust" --phalanx "$PHALANX" \
+    --locust "$LOCUST_VENV/bin/locust" --phalanx "$PHALANX" "${COMPILED_ARGS[@]}" \
     --nginx-version "$(nginx -v 2>&1 | sed 's/^nginx version: //')" &
 CHILD_PID=$!
 wait "$CHILD_PID" || rc=$?

@@ -1,5 +1,10 @@
 """Side-by-side throughput: wrk, Locust FastHttpUser, Locust HttpUser and phalanx.
 
+phalanx runs once per build it is given: ``--phalanx`` (the Python sources)
+and, optionally, ``--phalanx-compiled`` (the compiled build, see
+``src/phalanx/core/build.py``); each one's ``--version`` must name the build
+it is said to be, or the run stops.
+
 Called by bench/run.sh once nginx is up on a loopback port. Runs each load
 generator one after another against the same server, each pinned to the same
 load core (``taskset``), with the same number of connections/users and no
@@ -88,7 +93,8 @@ class Setup:
     bench_dir: Path
     wrk: str
     locust: str
-    phalanx: str
+    phalanx: tuple[tuple[str, str], ...]
+    """(label, executable) per phalanx build, e.g. ("phalanx (compiled)", ".../phalanx")."""
 
 
 def pinned(setup: Setup, argv: Sequence[str]) -> list[str]:
@@ -241,13 +247,14 @@ def _read(path: Path) -> str:
         return ""
 
 
-def run_phalanx(setup: Setup, round_tag: str) -> tuple[Outcome, list[str]]:
-    name = "phalanx"
-    log = setup.work_dir / f"phalanx{round_tag}.log"
-    summary = setup.work_dir / f"phalanx{round_tag}.json"
+def run_phalanx(
+    setup: Setup, name: str, executable: str, tag: str, round_tag: str
+) -> tuple[Outcome, list[str]]:
+    log = setup.work_dir / f"phalanx_{tag}{round_tag}.log"
+    summary = setup.work_dir / f"phalanx_{tag}{round_tag}.json"
     code = run_logged(
         pinned(setup, [
-            setup.phalanx, "run", "-f", str(setup.bench_dir / "phalanx_script.py"),
+            executable, "run", "-f", str(setup.bench_dir / "phalanx_script.py"),
             "--host", setup.host, "-u", str(setup.users), "-r", str(setup.users * 100),
             "-t", f"{setup.seconds}s", "--json", str(summary), "--live", "off",
         ]),
@@ -265,7 +272,7 @@ def run_phalanx(setup: Setup, round_tag: str) -> tuple[Outcome, list[str]]:
         notes.append(f"{failures / requests:.1%} of requests failed")
     traceback = first_traceback(_read(log))
     if traceback:
-        problems.append(f"first traceback in phalanx's output:\n{traceback}")
+        problems.append(f"first traceback in {name}'s output:\n{traceback}")
     return Outcome(name, rps, requests, failures, "; ".join(notes)), problems
 
 
@@ -313,21 +320,24 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def verdict(outcomes: Sequence[Outcome]) -> str:
+def verdict(outcomes: Sequence[Outcome], builds: Sequence[str]) -> str:
     by_name = {outcome.name: outcome.rps for outcome in outcomes}
-    ours, fast, wrk = by_name.get("phalanx"), by_name.get("Locust FastHttpUser"), by_name.get("wrk")
+    fast, wrk = by_name.get("Locust FastHttpUser"), by_name.get("wrk")
     lines = [
         f"targets: phalanx >= {TARGET_VS_FAST:g}x Locust FastHttpUser, "
         f">= {TARGET_VS_WRK:.0%} of wrk"
     ]
-    if ours is not None and fast:
-        got = ours / fast
-        met = "met" if got >= TARGET_VS_FAST else "NOT met"
-        lines.append(f"  phalanx / FastHttpUser = {got:.2f}x  ({met})")
-    if ours is not None and wrk:
-        got = ours / wrk
-        met = "met" if got >= TARGET_VS_WRK else "NOT met"
-        lines.append(f"  phalanx / wrk          = {got:.0%}  ({met})")
+    width = max(len(name) for name in builds)
+    for name in builds:
+        ours = by_name.get(name)
+        if ours is not None and fast:
+            got = ours / fast
+            met = "met" if got >= TARGET_VS_FAST else "NOT met"
+            lines.append(f"  {name:<{width}} / FastHttpUser = {got:.2f}x  ({met})")
+        if ours is not None and wrk:
+            got = ours / wrk
+            met = "met" if got >= TARGET_VS_WRK else "NOT met"
+            lines.append(f"  {name:<{width}} / wrk          = {got:.0%}  ({met})")
     return "\n".join(lines)
 
 
@@ -370,9 +380,13 @@ def header(setup: Setup, server_cpu: str | None, nginx: str) -> str:
         f"target: {setup.host}/ (nginx, 1 worker, 'hello\\n', keep-alive)",
         f"load: {setup.users} connections/users, no wait time, {setup.seconds} s each, "
         "one process each, one after another",
-        f"versions: {nginx}; {first_line([setup.wrk, '-v']).split(' Copyright')[0]}; "
-        f"{first_line([setup.locust, '--version']).split(' from ')[0]}; "
-        f"{first_line([setup.phalanx, '--version'])}; Python {platform.python_version()}",
+        "versions: " + "; ".join([
+            nginx,
+            first_line([setup.wrk, "-v"]).split(" Copyright")[0],
+            first_line([setup.locust, "--version"]).split(" from ")[0],
+            *(first_line([executable, "--version"]) for _, executable in setup.phalanx),
+            f"Python {platform.python_version()}",
+        ]),
     ])
 
 
@@ -389,7 +403,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, required=True, help="write the report here")
     parser.add_argument("--wrk", default="wrk")
     parser.add_argument("--locust", required=True, help="the bench venv's locust executable")
-    parser.add_argument("--phalanx", required=True, help="the project venv's phalanx executable")
+    parser.add_argument("--phalanx", required=True,
+                        help="phalanx executable of the Python sources (the project venv's)")
+    parser.add_argument("--phalanx-compiled", default=None,
+                        help="phalanx executable of a compiled build (optional)")
     parser.add_argument("--nginx-version", default="nginx ?")
     args = parser.parse_args(argv)
     host = urlsplit(args.host)
@@ -402,29 +419,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-GENERATORS = ("wrk", "Locust FastHttpUser", "Locust HttpUser", "phalanx")
+PEERS = ("wrk", "Locust FastHttpUser", "Locust HttpUser")
+PYTHON_BUILD = "phalanx (Python)"
+COMPILED_BUILD = "phalanx (compiled)"
+_BUILD_OF = {PYTHON_BUILD: "pure Python", COMPILED_BUILD: "compiled"}
+"""What each phalanx label's ``--version`` must say in parentheses."""
+
+
+def phalanx_builds(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """(label, executable) of each phalanx build to run; exits when one is not that build."""
+    builds = [(PYTHON_BUILD, args.phalanx)]
+    if args.phalanx_compiled:
+        builds.append((COMPILED_BUILD, args.phalanx_compiled))
+    for label, executable in builds:
+        shown = first_line([executable, "--version"])
+        if not shown.endswith(f"({_BUILD_OF[label]})"):
+            sys.exit(f"throughput: {executable} --version says {shown!r}, "
+                     f"not a {_BUILD_OF[label]} build")
+    return tuple(builds)
 
 
 def run_round(setup: Setup, index: int, rounds: int) -> tuple[list[Outcome], list[str]]:
     """Each generator once, in the fixed order; phalanx's problems beside."""
     round_tag = f"_r{index}" if rounds > 1 else ""
     prefix = f"round {index}/{rounds}, " if rounds > 1 else ""
+    count = len(PEERS) + len(setup.phalanx)
     outcomes: list[Outcome] = []
-    print(f"\n[{prefix}1/4] wrk", flush=True)
+    print(f"\n[{prefix}1/{count}] wrk", flush=True)
     before = children_cpu()
     outcomes.append(with_cpu(run_wrk(setup, round_tag), before))
-    print(f"[{prefix}2/4] Locust FastHttpUser", flush=True)
+    print(f"[{prefix}2/{count}] Locust FastHttpUser", flush=True)
     before = children_cpu()
     outcomes.append(with_cpu(
-        run_locust(setup, GENERATORS[1], "locustfile_fast.py", "fast", round_tag), before))
-    print(f"[{prefix}3/4] Locust HttpUser", flush=True)
+        run_locust(setup, PEERS[1], "locustfile_fast.py", "fast", round_tag), before))
+    print(f"[{prefix}3/{count}] Locust HttpUser", flush=True)
     before = children_cpu()
     outcomes.append(with_cpu(
-        run_locust(setup, GENERATORS[2], "locustfile_http.py", "http", round_tag), before))
-    print(f"[{prefix}4/4] phalanx", flush=True)
-    before = children_cpu()
-    ours, problems = run_phalanx(setup, round_tag)
-    outcomes.append(with_cpu(ours, before))
+        run_locust(setup, PEERS[2], "locustfile_http.py", "http", round_tag), before))
+    problems: list[str] = []
+    for position, (label, executable) in enumerate(setup.phalanx, len(PEERS) + 1):
+        print(f"[{prefix}{position}/{count}] {label}", flush=True)
+        before = children_cpu()
+        tag = "compiled" if label == COMPILED_BUILD else "python"
+        ours, found = run_phalanx(setup, label, executable, tag, round_tag)
+        outcomes.append(with_cpu(ours, before))
+        problems += [f"{label}: {line}" for line in found]
     return outcomes, problems
 
 
@@ -445,15 +484,18 @@ def combine(name: str, runs: Sequence[Outcome]) -> Outcome:
     )
 
 
-def round_line(index: int, outcomes: Sequence[Outcome]) -> str:
+def round_line(index: int, outcomes: Sequence[Outcome], builds: Sequence[str]) -> str:
     rps = {outcome.name: outcome.rps for outcome in outcomes}
     figures = ", ".join(
         f"{name} {value:,.0f}" if value is not None else f"{name} FAILED"
         for name, value in rps.items()
     )
-    ours = rps.get("phalanx")
-    return (f"  round {index}: {figures}; phalanx/wrk {ratio(ours, rps.get('wrk'))}, "
-            f"phalanx/Fast {ratio(ours, rps.get(GENERATORS[1]))}")
+    ratios = "; ".join(
+        f"{name}/wrk {ratio(rps.get(name), rps.get('wrk'))}, "
+        f"/Fast {ratio(rps.get(name), rps.get(PEERS[1]))}"
+        for name in builds
+    )
+    return f"  round {index}: {figures}; {ratios}"
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
@@ -476,8 +518,9 @@ def measure(args: argparse.Namespace) -> int:
         host=args.host.rstrip("/"), seconds=args.seconds, users=args.users,
         load_cpu=args.load_cpu, work_dir=args.work_dir,
         bench_dir=Path(__file__).resolve().parent, wrk=args.wrk, locust=args.locust,
-        phalanx=args.phalanx,
+        phalanx=phalanx_builds(args),
     )
+    builds = [label for label, _ in setup.phalanx]
     intro = header(setup, args.server_cpu, args.nginx_version)
     print(intro, flush=True)
     rounds: list[list[Outcome]] = []
@@ -488,7 +531,7 @@ def measure(args: argparse.Namespace) -> int:
         problems += [f"round {index}: {line}" if args.rounds > 1 else line for line in found]
     combined = [
         combine(name, [outcomes[position] for outcomes in rounds])
-        for position, name in enumerate(GENERATORS)
+        for position, name in enumerate((*PEERS, *builds))
     ]
     notes = [
         "requests/s: each tool's own figure (wrk Requests/sec; Locust --json-file and "
@@ -499,11 +542,12 @@ def measure(args: argparse.Namespace) -> int:
     ]
     per_round = (
         ["rounds (generators run one after another within a round):",
-         *(round_line(index, outcomes) for index, outcomes in enumerate(rounds, 1)), ""]
+         *(round_line(index, outcomes, builds) for index, outcomes in enumerate(rounds, 1)),
+         ""]
         if args.rounds > 1 else []
     )
     report = "\n".join([
-        intro, "", table(combined), "", verdict(combined), "", *per_round, *notes,
+        intro, "", table(combined), "", verdict(combined, builds), "", *per_round, *notes,
         *(["", "phalanx problems:", *(f"  {line}" for line in problems)] if problems else []),
     ]) + "\n"
     print("\n" + report[len(intro) + 1:], end="", flush=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the tools `make test` and `make demo` need exist: make, a Python 3.11+
-# that can create virtual environments (Debian ships venv/ensurepip separately), and
-# Chromium for the web UI's browser tests.
+# that can create virtual environments (Debian ships venv/ensurepip separately),
+# Chromium for the web UI's browser tests, and a C compiler with Python's headers
+# for the compiled build the tests also run (`make compiled`).
 # On Debian/Ubuntu missing pieces are installed with apt-get (needs root); elsewhere
 # this only says what is missing.
 set -euo pipefail
@@ -16,6 +17,13 @@ fi
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # `phalanx certs dev` (and its tests) call the openssl command.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# mypyc's C output is compiled with the system compiler against python3's headers.
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+if command -v python3 >/dev/null 2>&1 && ! python3 -c \
+    'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    >/dev/null 2>&1; then
+  missing+=(python3-dev)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
   :
 elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then

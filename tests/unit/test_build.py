@@ -7,6 +7,7 @@ again on a compiled build (``make compiled``) with ``PHALANX_EXPECT_COMPILED=1``
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -36,6 +37,61 @@ def test_compiled_modules_define_no_msgspec_struct(name: str) -> None:
     # mypyc drops a Struct's class options (array_like, frozen, ...): the wire form would change.
     structs = [cls.__name__ for cls in _classes_defined_in(name) if issubclass(cls, msgspec.Struct)]
     assert structs == []
+
+
+def _scope_nodes(function: ast.AST) -> list[ast.AST]:
+    """The nodes of ``function``'s own scope (nested functions, lambdas and classes left out)."""
+    found: list[ast.AST] = []
+    pending = list(ast.iter_child_nodes(function))
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            pending.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def except_names_of_two_types(source: str) -> list[str]:
+    """``function: name`` for each name bound by ``except ... as name`` clauses of different
+    exception types in one function."""
+    clashes = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        types: dict[str, set[str]] = {}
+        for node in _scope_nodes(function):
+            if isinstance(node, ast.ExceptHandler) and node.name is not None:
+                caught = ast.unparse(node.type) if node.type is not None else "BaseException"
+                types.setdefault(node.name, set()).add(caught)
+        clashes += [f"{function.name}: {name}" for name, seen in types.items() if len(seen) > 1]
+    return clashes
+
+
+@pytest.mark.parametrize("name", COMPILED_MODULES)
+def test_compiled_modules_bind_no_name_to_two_exception_types(name: str) -> None:
+    # mypyc gives a local one type, from its first binding: a second `except Other as exc`
+    # in the same function then fails at run time with a TypeError instead of handling it.
+    source = (ROOT / "src" / Path(*name.split("."))).with_suffix(".py").read_text()
+    assert except_names_of_two_types(source) == []
+
+
+def test_the_except_check_finds_a_clash_and_ignores_nested_scopes() -> None:
+    source = (
+        "def f():\n"
+        "    try: pass\n"
+        "    except KeyError as exc: pass\n"
+        "    try: pass\n"
+        "    except ValueError as exc: pass\n"
+        "    def g():\n"
+        "        try: pass\n"
+        "        except OSError as exc: pass\n"
+        "def h():\n"
+        "    try: pass\n"
+        "    except OSError as exc: pass\n"
+        "    try: pass\n"
+        "    except OSError as exc: pass\n"
+    )
+    assert except_names_of_two_types(source) == ["f: exc"]
 
 
 def test_no_public_class_lives_in_a_compiled_module() -> None:

@@ -15,6 +15,8 @@ pins the first two):
   (``array_like``, ``frozen``, ...), which would change a wire form;
 - it defines no class that scripts subclass (``User``, ``TaskSet``): a
   compiled class cannot be subclassed by interpreted code;
+- it returns no function that a class is meant to bind as a method (a
+  compiled closure is not a descriptor);
 - nothing replaces its globals or methods at run time (compiled code binds
   them when it is built).
 
@@ -32,13 +34,25 @@ __all__ = ["COMPILED_MODULES", "build_kind", "compiled_modules"]
 
 COMPILED_MODULES: Final = (
     "phalanx.http.connection",
+    "phalanx.http.cookies",
+    "phalanx.http.decoding",
+    "phalanx.http.encoding",
+    "phalanx.http.headers",
+    "phalanx.http.naming",
+    "phalanx.http.pool",
+    "phalanx.http.redirects",
+    "phalanx.http.response",
     "phalanx.http.session",
+    "phalanx.http.targets",
+    "phalanx.http.url",
     "phalanx.scripting.runloop",
     "phalanx.stats.histogram",
     "phalanx.stats.recorder",
 )
-"""The modules a compiled build compiles: the user task loop, the HTTP client's
-connection and session, and the stats recorder with its histogram."""
+"""The modules a compiled build compiles: what every request runs through (the user
+task loop, the HTTP client below ``HttpSession`` with its URLs, headers, cookies and
+bodies, the stats recorder and its histogram). Not :mod:`phalanx.scripting.wait_time`:
+its wait times must stay plain functions, which a class binds as methods."""
 
 
 def compiled_modules() -> tuple[str, ...]:

@@ -281,9 +281,9 @@ class HttpSession:
                 user_headers = kw.get("headers")
                 if user_headers:
                     headers = prepare_headers(user_headers)
-        except (InvalidUrl, InvalidRequest) as exc:
-            kind = ErrorKind.INVALID_URL if isinstance(exc, InvalidUrl) else ErrorKind.OTHER
-            response = Response.failed(method, raw_url, RequestFailure(kind, str(exc)))
+        except (InvalidUrl, InvalidRequest) as invalid:
+            kind = ErrorKind.INVALID_URL if isinstance(invalid, InvalidUrl) else ErrorKind.OTHER
+            response = Response.failed(method, raw_url, RequestFailure(kind, str(invalid)))
             name = name or (kw.get("name") if kw else None) or fallback_request_name(raw_url)
             call._final = (method, name)
             if record_final:
@@ -319,8 +319,8 @@ class HttpSession:
                     payload = self._encode(pool, method, url, None, None, None, None)
                     plain.head = payload
                     plain.head_method = method
-            except TransportError as exc:
-                result = exc.failure
+            except TransportError as failed:
+                result = failed.failure
             else:
                 # The pool's fast paths, inline (take_idle / release, same checks).
                 idle = pool._idle
@@ -381,9 +381,9 @@ class HttpSession:
                 break
             try:
                 next_url = resolve_location(location, url)
-            except InvalidUrl as exc:
+            except InvalidUrl as bad_location:
                 response.error = RequestFailure(
-                    ErrorKind.INVALID_URL, f"redirect to an invalid URL: {exc}"
+                    ErrorKind.INVALID_URL, f"redirect to an invalid URL: {bad_location}"
                 )
                 break
             self._record(method, name, response)

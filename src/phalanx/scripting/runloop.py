@@ -139,16 +139,18 @@ async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None
                 await _run_taskset(owner, entry)
         except RescheduleTask:
             pass
-        except InterruptTaskSet as exc:
+        except InterruptTaskSet as interrupt:
             if entry.function is None:
-                skip_wait = exc.reschedule  # the nested TaskSet handed control back
+                skip_wait = interrupt.reschedule  # the nested TaskSet handed control back
             elif owner is not user:
                 raise  # ends the TaskSet that owns this task
             else:
                 misuse = RuntimeError(
                     "interrupt() was called from a User's task; only TaskSets can be interrupted"
                 )
-                report_exception(user.context, entry.name, misuse.with_traceback(exc.__traceback__))
+                report_exception(
+                    user.context, entry.name, misuse.with_traceback(interrupt.__traceback__)
+                )
         except StopUser:
             raise
         except Exception as exc:

@@ -174,7 +174,10 @@ def measure_phalanx(users: int, kind: str) -> dict[str, Any]:
         return before, after
 
     before, after = uvloop.run(bare() if kind == "bare" else main())
-    return result("phalanx", str(phalanx.__version__), kind, users, before, after)
+    from phalanx.core.build import build_kind
+
+    version = f"{phalanx.__version__} ({build_kind()})"
+    return result("phalanx", version, kind, users, before, after)
 
 
 # --- Locust (runs in the bench venv) ----------------------------------------------------

@@ -234,9 +234,12 @@ kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died during the run (see $WORK/er
 
 # --- 5. memory per idle user ------------------------------------------------------------
 if [[ "${BENCH_MEMORY:-1}" != 0 ]]; then
+    # The compiled build when there is one: what a large run would use.
+    MEMORY_PYTHON="$PHALANX_VENV/bin/python"
+    ((${#COMPILED_ARGS[@]})) && MEMORY_PYTHON="$PHALANX_COMPILED_VENV/bin/python"
     printf '\n' >>"$RESULTS"
     "$PHALANX_VENV/bin/python" "$HERE/memory.py" --users "$MEMORY_USERS" \
-        --phalanx-python "$PHALANX_VENV/bin/python" --locust-python "$LOCUST_VENV/bin/python" \
+        --phalanx-python "$MEMORY_PYTHON" --locust-python "$LOCUST_VENV/bin/python" \
         | tee -a "$RESULTS" || rc=1
 fi
 log "results: $RESULTS"

@@ -39,6 +39,7 @@ COMPILED_MODULES: Final = (
     "phalanx.http.encoding",
     "phalanx.http.headers",
     "phalanx.http.naming",
+    "phalanx.http.options",
     "phalanx.http.pool",
     "phalanx.http.redirects",
     "phalanx.http.response",

@@ -31,7 +31,7 @@ venv-dev: $(VENV)/.dev-stamp
 COMPILED := build/compiled/.stamp
 $(COMPILED): $(shell find src -name '*.py') setup.py pyproject.toml $(VENV)/.dev-stamp
 	rm -rf build/compiled build/compiled-wheel
-	PHALANX_COMPILE=1 OPENBLAS_NUM_THREADS=1 $(BIN)/pip wheel --quiet --disable-pip-version-check \
+	PHALANX_COMPILE=1 $(BIN)/pip wheel --quiet --disable-pip-version-check \
 		--no-build-isolation --no-deps -w build/compiled-wheel .
 	$(BIN)/python -m zipfile -e build/compiled-wheel/phalanx-*.whl build/compiled
 	touch $@

@@ -3,16 +3,15 @@
 #
 # pytest runs twice: the whole suite on the Python sources, then the tests of the
 # hot path again on the compiled build (`make compiled`, in build/compiled), which
-# must behave exactly like its sources. Arguments go to the first pass only; with
-# arguments the compiled pass is skipped (a focused run), and PHALANX_SKIP_COMPILED=1
-# skips it too.
+# must behave exactly like its sources. Arguments (a focused run) go to the first
+# pass only, and the compiled pass is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 COMPILED_TESTS=(
   tests/unit/test_build.py tests/unit/http tests/unit/stats tests/unit/scripting
-  tests/unit/engine tests/unit/protocol tests/integration/http tests/integration/scripting
-  tests/integration/engine tests/e2e/test_cli_run.py
+  tests/unit/engine tests/unit/protocol tests/unit/config tests/integration/http
+  tests/integration/scripting tests/integration/engine tests/e2e/test_cli_run.py
   tests/e2e/test_cli_errors.py::test_version_prints_the_version_and_the_build
 )
 
@@ -34,7 +33,7 @@ echo "== mypy"; $BIN/mypy
 echo "== import-linter"; $BIN/lint-imports
 echo "== pytest (Python sources)"
 run_pytest $BIN/pytest -q -p no:cacheprovider "$@"
-if [ "$#" -gt 0 ] || [ "${PHALANX_SKIP_COMPILED:-0}" = 1 ]; then
+if [ "$#" -gt 0 ]; then
   echo "== pytest (compiled build): skipped"
   exit 0
 fi

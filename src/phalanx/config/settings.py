@@ -34,7 +34,8 @@ from phalanx.security.scope import ScopeRule
 ENV_PREFIX = "PHALANX_"
 # Environment variables under these prefixes belong to other features, not to settings.
 ENV_RESERVED_PREFIXES = ("PHALANX_SECRET_",)
-ENV_NON_SETTINGS = frozenset({"PHALANX_CONFIG", "PHALANX_ADMIN_PASSWORD"})
+ENV_NON_SETTINGS = frozenset({"PHALANX_CONFIG", "PHALANX_ADMIN_PASSWORD", "PHALANX_COMPILE"})
+"""``PHALANX_*`` variables that are not run settings (``PHALANX_COMPILE`` is read by the build)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,6 +105,12 @@ def test_unknown_env_variables_warn_but_secrets_are_not_settings() -> None:
     assert warnings == ["ignoring unknown environment variable PHALANX_USRES"]
 
 
+def test_the_build_variable_is_not_a_setting_and_not_warned_about() -> None:
+    settings, warnings = build_settings(cli={}, environ={"PHALANX_COMPILE": "1"})
+    assert warnings == []
+    assert settings == build_settings(cli={}, environ={})[0]
+
+
 def test_unknown_config_key_is_an_error_with_a_suggestion(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("spawn_rte = 3\n")

@@ -12,13 +12,13 @@ $(BIN)/python:
 # Runtime dependencies only, pinned and hash-checked.
 $(VENV)/.run-stamp: requirements/runtime.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	PHALANX_COMPILE=0 $(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 # Runtime + test tools, pinned and hash-checked.
 $(VENV)/.dev-stamp: requirements/dev.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	PHALANX_COMPILE=0 $(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(VENV)/.run-stamp $@
 
 venv-run: $(VENV)/.run-stamp
@@ -28,13 +28,17 @@ venv-dev: $(VENV)/.dev-stamp
 # src/phalanx/core/build.py compiled by mypyc, as a wheel in build/compiled-wheel and
 # unpacked into build/compiled. Never in src/: an extension module next to its source
 # would shadow later edits. Rebuilt when any source changes (mypyc reads their types).
+# setuptools' own build/lib.*, build/bdist.* and build/temp.* go first: the wheel would
+# otherwise keep files from earlier builds (a deleted module, an old extension). The
+# stamp takes the time the build started, so an edit saved during the build is newer.
 COMPILED := build/compiled/.stamp
 $(COMPILED): $(shell find src -name '*.py') setup.py pyproject.toml $(VENV)/.dev-stamp
-	rm -rf build/compiled build/compiled-wheel
+	rm -rf build/compiled build/compiled-wheel build/lib.* build/bdist.* build/temp.*
+	mkdir -p build && touch build/.compiled-start
 	PHALANX_COMPILE=1 $(BIN)/pip wheel --quiet --disable-pip-version-check \
 		--no-build-isolation --no-deps -w build/compiled-wheel .
 	$(BIN)/python -m zipfile -e build/compiled-wheel/phalanx-*.whl build/compiled
-	touch $@
+	touch -r build/.compiled-start $@
 compiled: $(COMPILED)
 
 demo: venv-run

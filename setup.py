@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -23,8 +24,12 @@ COMPILE = os.environ.get("PHALANX_COMPILE", "0")
 if COMPILE not in ("0", "1"):
     raise SystemExit(f"PHALANX_COMPILE must be 0 or 1, not {COMPILE!r}")
 
+# The build backend also runs this file just to write metadata: mypyc (tens of seconds)
+# is only needed when something is built.
+METADATA_ONLY = len(sys.argv) > 1 and sys.argv[1] in ("egg_info", "dist_info")
+
 ext_modules = []
-if COMPILE == "1":
+if COMPILE == "1" and not METADATA_ONLY:
     try:
         from mypyc.build import mypycify
     except ImportError:

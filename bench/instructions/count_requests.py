@@ -96,6 +96,8 @@ class CountingRecorder:
 
 
 async def main(limit: int) -> None:
+    # Works on the compiled build too: pool.py is compiled, but open_connection comes from
+    # the uncompiled connector, so pool looks it up in its module globals at each call.
     pool_module.open_connection = fake_open  # type: ignore[attr-defined]
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     recorder = CountingRecorder(limit, done)

@@ -96,7 +96,8 @@ def test_the_except_check_finds_a_clash_and_ignores_nested_scopes() -> None:
 
 def test_no_public_class_lives_in_a_compiled_module() -> None:
     # Scripts subclass the public classes (User, TaskSet, LoadShape); interpreted code
-    # cannot subclass a compiled class.
+    # cannot subclass a compiled class. (phalanx.http's classes are compiled, and its
+    # docstring says they are final.)
     public = {name: getattr(phalanx, name) for name in phalanx.__all__}
     compiled = {
         name for name, value in public.items()

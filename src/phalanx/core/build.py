@@ -1,20 +1,28 @@
 """Compiled builds: which modules mypyc compiles, and which ones this process runs compiled.
 
-phalanx is pure Python. A *compiled build* (``PHALANX_COMPILE=1 pip install
-.``; see ``setup.py`` and ``make compiled``) also compiles the modules of
+phalanx is pure Python. A *compiled build* (``make compiled``, or
+``PHALANX_COMPILE=1 pip install --no-build-isolation .``; see ``setup.py``)
+also compiles the modules of
 :data:`COMPILED_MODULES`, the per-request hot path, into C extensions with
 mypyc; every other module stays Python. The Python sources are the
-reference: a compiled module must behave exactly like its source, which
-``scripts/test.sh`` checks by running the tests of these modules against a
-compiled build as well.
+reference: a compiled module must behave like its source, which
+``scripts/test.sh`` checks by running the tests of these modules (and the
+suites around them) against a compiled build as well. Where scripts hand
+values in (request arguments, header values, ``failure()`` messages, what
+``wait_time()`` returns), the code reads them as ``object`` and checks them
+itself: a compiled function enforces its annotations with its own
+``TypeError``, which would differ from the sources' behaviour.
 
 Rules for a module in :data:`COMPILED_MODULES` (``tests/unit/test_build.py``
-pins the first two):
+pins the first three):
 
 - it defines no msgspec ``Struct``: mypyc drops the class options
   (``array_like``, ``frozen``, ...), which would change a wire form;
 - it defines no class that scripts subclass (``User``, ``TaskSet``): a
   compiled class cannot be subclassed by interpreted code;
+- no function binds one name in ``except`` clauses of different exception
+  types: mypyc gives a local one type, and the second clause would raise a
+  ``TypeError`` instead of handling its exception;
 - it returns no function that a class is meant to bind as a method (a
   compiled closure is not a descriptor);
 - nothing replaces its globals or methods at run time (compiled code binds

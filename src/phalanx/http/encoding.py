@@ -76,12 +76,16 @@ def default_header_block(authority: str, user_agent: str) -> str:
     )
 
 
-def prepare_headers(headers: Mapping[str, str]) -> UserHeaders:
-    """Validate user headers once per request (not per redirect hop)."""
+def prepare_headers(headers: Mapping[object, object]) -> UserHeaders:
+    """Validate user headers once per request (not per redirect hop).
+
+    Names and values may be any objects (``str()`` of each is sent): scripts pass
+    ints and the like, and a compiled build must accept them as the sources do.
+    """
     pairs: list[tuple[str, str]] = []
-    for name, value in headers.items():
-        name = str(name)
-        value = str(value)
+    for raw_name, raw_value in headers.items():
+        name = str(raw_name)
+        value = str(raw_value)
         if _TOKEN.match(name) is None:
             raise InvalidRequest("invalid header name")
         if _BAD_VALUE.search(value) is not None:

@@ -83,6 +83,15 @@ class HttpOptions:
         if any(c in self.user_agent for c in "\r\n\x00"):
             raise ConfigError("http user_agent must not contain control characters")
 
+    # Immutable and shared on purpose (scope and connection budget are the run's own):
+    # a copy is the object itself. Defined here, not inherited, because a compiled
+    # build's frozen dataclass cannot be copied field by field.
+    def __copy__(self) -> HttpOptions:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> HttpOptions:
+        return self
+
 
 class TlsContexts:
     """Builds each client :class:`ssl.SSLContext` once and shares it.

@@ -174,8 +174,11 @@ class Response:
         self._check_catchable("success")
         self._verdict = True
 
-    def failure(self, message: str) -> None:
-        """Record this request as a failure of kind ``failure`` (``catch_response=True`` only)."""
+    def failure(self, message: object) -> None:
+        """Record this request as a failure of kind ``failure`` (``catch_response=True`` only).
+
+        ``message`` may be any object (an exception, a status code): its ``str()`` is kept.
+        """
         self._check_catchable("failure")
         self._verdict = RequestFailure(ErrorKind.FAILURE, str(message))
 

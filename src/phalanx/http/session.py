@@ -41,6 +41,7 @@ covering pool waits, connects, every redirect hop).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Generator, Mapping, Sequence
 from types import TracebackType
@@ -268,19 +269,23 @@ class HttpSession:
             target = targets[raw_url]
             url = target.url
             if kw:
-                name = kw.get("name")
-                allow_redirects = kw.get("allow_redirects", True)
-                timeout = kw.get("timeout") or timeout
-                params = kw.get("params")
+                # Read as plain objects: RequestCall checked what must be checked, and a
+                # compiled build would otherwise enforce the annotations (a TypeError for
+                # allow_redirects=0, where the sources take any truth value).
+                given = cast("Mapping[str, object]", kw)
+                name = cast("str | None", given.get("name"))
+                allow_redirects = bool(given.get("allow_redirects", True))
+                timeout = cast("float | None", given.get("timeout")) or timeout
+                params = given.get("params")
                 if params:
-                    url = url._replace(target=append_params(url.target, params))
-                data = kw.get("data")
-                json = kw.get("json")
+                    url = url._replace(target=append_params(url.target, cast(Params, params)))
+                data = given.get("data")
+                json = given.get("json")
                 if data is not None or json is not None:
                     body, content_type = encode_body(data, json)
-                user_headers = kw.get("headers")
+                user_headers = given.get("headers")
                 if user_headers:
-                    headers = prepare_headers(user_headers)
+                    headers = prepare_headers(cast("Mapping[object, object]", user_headers))
         except (InvalidUrl, InvalidRequest) as invalid:
             kind = ErrorKind.INVALID_URL if isinstance(invalid, InvalidUrl) else ErrorKind.OTHER
             response = Response.failed(method, raw_url, RequestFailure(kind, str(invalid)))
@@ -528,6 +533,29 @@ def _outcome(response: Response) -> RequestFailure | None:
     return failure
 
 
+def _check_options(options: Mapping[str, object]) -> None:
+    """Reject request arguments that cannot work, naming the argument.
+
+    Checked when the call is made, so the error points at the caller's line:
+    unknown names and a ``name=`` that is not a string (``TypeError``), a
+    ``timeout=`` that is not a finite positive number of seconds (``TypeError``
+    or ``ValueError``).
+    """
+    if not _OPTION_NAMES.issuperset(options):
+        unknown = sorted(options.keys() - _OPTION_NAMES)
+        raise TypeError(f"unexpected request argument(s): {', '.join(unknown)}")
+    name = options.get("name")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name= must be a str, not {type(name).__name__}")
+    timeout = options.get("timeout")
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout= must be a number of seconds, not {type(timeout).__name__}")
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout= must be a finite number of seconds above 0, not {timeout!r}")
+
+
 class RequestCall:
     """A prepared request: ``await`` it for the :class:`Response`, or use it as
     ``async with`` (with ``catch_response=True`` to decide success yourself).
@@ -564,10 +592,8 @@ class RequestCall:
         self._catch = False
         self._deferred = False  # record the final hop on block exit, not at once
         if options:
-            if not _OPTION_NAMES.issuperset(options):
-                unknown = sorted(options.keys() - _OPTION_NAMES)
-                raise TypeError(f"unexpected request argument(s): {', '.join(unknown)}")
-            self._catch = bool(options.get("catch_response"))
+            _check_options(cast("Mapping[str, object]", options))
+            self._catch = bool(cast("Mapping[str, object]", options).get("catch_response"))
         self._response: Response | None = None
         self._final: tuple[str, str] = (method, "")
 

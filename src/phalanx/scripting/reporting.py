@@ -30,7 +30,6 @@ MESSAGE_LIMIT: Final = 4096
 """A first, generous cut. The stats layer cuts to its own limit only after masking
 secrets, so a secret straddling this cut would need a 4 KiB message to leak."""
 
-_PHALANX_DIR: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LIBRARY_DIRS: Final = tuple(
     sorted(
         {
@@ -42,8 +41,13 @@ _LIBRARY_DIRS: Final = tuple(
 )
 
 
-def _is_phalanx(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PHALANX_DIR)
+def _is_phalanx(module: object) -> bool:
+    """Whether a frame of module ``module`` (its ``__name__``) is phalanx's own code.
+
+    By module, not by file: a compiled module's frames carry the relative source path
+    it was built from, which says nothing about where phalanx is installed.
+    """
+    return isinstance(module, str) and (module == "phalanx" or module.startswith("phalanx."))
 
 
 def _is_library(filename: str) -> bool:
@@ -52,16 +56,17 @@ def _is_library(filename: str) -> bool:
 
 def exception_location(exc: BaseException) -> str:
     """``file:line`` of the innermost frame of ``exc`` in user code (``"?"`` without one)."""
-    frames: list[tuple[str, int]] = []
+    frames: list[tuple[str, int, object]] = []
     tb: TracebackType | None = exc.__traceback__
     while tb is not None:
-        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        frame = tb.tb_frame
+        frames.append((frame.f_code.co_filename, tb.tb_lineno, frame.f_globals.get("__name__")))
         tb = tb.tb_next
     if not frames:
         return "?"
-    outside = [frame for frame in frames if not _is_phalanx(frame[0])]
+    outside = [frame for frame in frames if not _is_phalanx(frame[2])]
     user = [frame for frame in outside if not _is_library(frame[0])]
-    filename, line = (user or outside or frames)[-1]
+    filename, line, _ = (user or outside or frames)[-1]
     return f"{filename}:{line}"
 
 

@@ -39,7 +39,7 @@ import asyncio
 import math
 import time
 import types
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from phalanx.core.errors import InterruptTaskSet, RescheduleTask, StopUser
@@ -163,13 +163,17 @@ async def task_loop(owner: User | TaskSet, user: User, table: TaskTable) -> None
             seconds = 0.0
         else:
             # A float in range is the common case; anything else goes to _checked_seconds.
-            wait_time = owner.wait_time
+            # Typed as returning an object on purpose: compiled, a float result would be
+            # checked by mypyc (its own TypeError) before _checked_seconds could judge it.
+            wait_time: Callable[[], object] = owner.wait_time
             try:
-                seconds = wait_time()
+                waited = wait_time()
             except Exception as exc:
                 _wait_time_failed(owner, user, exc)
-            if not (type(seconds) is float and 0.0 <= seconds <= MAX_WAIT):
-                seconds = _checked_seconds(owner, user, seconds)
+            if type(waited) is float and 0.0 <= waited <= MAX_WAIT:
+                seconds = waited
+            else:
+                seconds = _checked_seconds(owner, user, waited)
         if seconds <= 0.0:
             unyielded += 1
             if unyielded < ZERO_WAIT_YIELD_EVERY:

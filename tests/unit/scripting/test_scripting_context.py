@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 
 import pytest
 from scripting_fakes import FakeRecorder
@@ -48,6 +49,19 @@ def test_first_time_is_true_once_per_key_and_bounded() -> None:
 
 def test_exception_location_without_a_traceback_is_unknown() -> None:
     assert exception_location(ValueError("x")) == "?"
+
+
+def test_exception_location_is_the_callers_line_not_phalanx_code() -> None:
+    # Runs on the compiled build too, whose frames carry relative source paths
+    # (src/phalanx/...): phalanx's frames are recognised by module, not by path.
+    from phalanx.http.response import HttpStatusError, Response
+
+    line = sys._getframe().f_lineno + 2
+    try:
+        Response(503).raise_for_status()
+    except HttpStatusError as exc:
+        location = exception_location(exc)
+    assert location == f"{__file__}:{line}"
 
 
 def test_describe_exception_survives_a_broken_str() -> None:

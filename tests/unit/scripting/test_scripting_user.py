@@ -376,6 +376,29 @@ async def test_a_broken_wait_time_is_reported_and_stops_the_user(
     ]
 
 
+@pytest.mark.parametrize("returned", ["soon", None, True, [1.0]])
+async def test_a_wait_time_that_is_not_a_number_is_named_in_the_report(
+    context: UserContext, recorder: FakeRecorder, returned: object
+) -> None:
+    # The same message from the compiled build: its task loop must not reject the value
+    # with a TypeError of its own before the loop's check sees it.
+    runs: list[str] = []
+
+    class WrongType(User):
+        def wait_time(self) -> object:
+            return returned
+
+        @task
+        async def work(self) -> None:
+            runs.append("work")
+
+    await asyncio.wait_for(WrongType(context).run(), TIMEOUT)
+    assert runs == ["work"]
+    assert [(e.error_type, e.message) for e in recorder.exceptions] == [
+        ("TypeError", f"wait_time() must return a number of seconds, got {returned!r}")
+    ]
+
+
 @pytest.mark.parametrize("raised", [RescheduleTask, InterruptTaskSet])
 async def test_control_flow_from_a_user_wait_time_is_reported_and_stops_the_user(
     context: UserContext, recorder: FakeRecorder, raised: type[Exception]

@@ -27,12 +27,14 @@ venv-dev: $(VENV)/.dev-stamp
 # The compiled build (PHALANX_COMPILE=1, see setup.py): the hot-path modules of
 # src/phalanx/core/build.py compiled by mypyc, as a wheel in build/compiled-wheel and
 # unpacked into build/compiled. Never in src/: an extension module next to its source
-# would shadow later edits. Rebuilt when any source changes (mypyc reads their types).
+# would shadow later edits. Rebuilt when any source changes (mypyc reads their types), and
+# when a module is added, renamed or deleted (the directories' times change).
 # setuptools' own build/lib.*, build/bdist.* and build/temp.* go first: the wheel would
 # otherwise keep files from earlier builds (a deleted module, an old extension). The
 # stamp takes the time the build started, so an edit saved during the build is newer.
 COMPILED := build/compiled/.stamp
-$(COMPILED): $(shell find src -name '*.py') setup.py pyproject.toml $(VENV)/.dev-stamp
+$(COMPILED): $(shell find src/phalanx -name '*.py' -o -type d -not -name __pycache__) setup.py \
+		pyproject.toml $(VENV)/.dev-stamp
 	rm -rf build/compiled build/compiled-wheel build/lib.* build/bdist.* build/temp.*
 	mkdir -p build && touch build/.compiled-start
 	PHALANX_COMPILE=1 $(BIN)/pip wheel --quiet --disable-pip-version-check \

@@ -26,7 +26,16 @@ if COMPILE not in ("0", "1"):
 
 # The build backend also runs this file just to write metadata: mypyc (tens of seconds)
 # is only needed when something is built.
-METADATA_ONLY = len(sys.argv) > 1 and sys.argv[1] in ("egg_info", "dist_info")
+METADATA_ONLY = not {"egg_info", "dist_info"}.isdisjoint(sys.argv[1:])
+# An editable build writes extension modules into src/, where they would shadow the
+# sources being edited: compiled builds are wheels (see `make compiled`).
+EDITABLE = not {"editable_wheel", "develop"}.isdisjoint(sys.argv[1:])
+
+if COMPILE == "1" and EDITABLE:
+    raise SystemExit(
+        "PHALANX_COMPILE=1 cannot be an editable install (compiled modules in src/ would "
+        "shadow the sources): build a wheel instead (`make compiled`)"
+    )
 
 ext_modules = []
 if COMPILE == "1" and not METADATA_ONLY:

@@ -143,6 +143,20 @@ def test_setup_refuses_an_unknown_compile_setting() -> None:
     assert "PHALANX_COMPILE must be 0 or 1, not 'yes'" in result.stderr
 
 
+def test_setup_refuses_an_editable_compiled_build() -> None:
+    result = subprocess.run(
+        [sys.executable, "setup.py", "develop"],
+        cwd=ROOT,
+        env={**os.environ, "PHALANX_COMPILE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "PHALANX_COMPILE=1 cannot be an editable install" in result.stderr
+
+
 def test_build_kind_names_a_partial_build(monkeypatch: pytest.MonkeyPatch) -> None:
     import phalanx.core.build as build
 

@@ -7,11 +7,13 @@ also compiles the modules of
 mypyc; every other module stays Python. The Python sources are the
 reference: a compiled module must behave like its source, which
 ``scripts/test.sh`` checks by running the tests of these modules (and the
-suites around them) against a compiled build as well. Where scripts hand
-values in (request arguments, header values, ``failure()`` messages, what
-``wait_time()`` returns), the code reads them as ``object`` and checks them
-itself: a compiled function enforces its annotations with its own
-``TypeError``, which would differ from the sources' behaviour.
+suites around them) against a compiled build as well. A compiled function
+enforces its annotations with mypyc's own ``TypeError``. Where scripts
+commonly hand in values of other types (request options, header names and
+values, ``failure()`` messages, cookie flags, what ``wait_time()`` returns),
+the code reads them as ``object`` and checks or converts them itself, the
+same in both builds. Elsewhere a wrong type (``client.get(123)``) fails in
+both builds, with mypyc's message in a compiled one.
 
 Rules for a module in :data:`COMPILED_MODULES` (``tests/unit/test_build.py``
 pins the first three):

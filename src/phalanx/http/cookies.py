@@ -91,13 +91,13 @@ class CookieJar:
         *,
         domain: str,
         path: str = "/",
-        secure: bool = False,
+        secure: object = False,
         expires: float | None = None,
     ) -> None:
-        """Store a cookie directly (host-only for ``domain``)."""
+        """Store a cookie directly (host-only for ``domain``); ``secure`` is any truth value."""
         if _CONTROL.search(name) or _CONTROL.search(value) or not name or ";" in name + value:
             raise ValueError("cookie name/value must be non-empty, without ';' or control chars")
-        self._put(Cookie(name, value, domain.lower(), path, True, secure, expires, 0))
+        self._put(Cookie(name, value, domain.lower(), path, True, bool(secure), expires, 0))
 
     def clear(self) -> None:
         self._cookies.clear()

@@ -172,9 +172,12 @@ class HttpSession:
     ) -> RequestCall:
         """Prepare a request; ``await`` it (or ``async with`` it) to send it.
 
-        ``timeout`` overrides ``total_timeout`` for this request. ``name`` is
-        the stats name (default: the path without query, see
-        :mod:`phalanx.http.naming`).
+        ``timeout`` (seconds, an int or float, finite and above 0) overrides
+        ``total_timeout`` for this request. ``name`` is the stats name (a str;
+        default: the path without query, see :mod:`phalanx.http.naming`).
+        Arguments that cannot work raise ``TypeError``/``ValueError`` here, at
+        the call (see :func:`_check_options`); everything after that is a
+        recorded failure, never an exception.
         """
         return RequestCall(
             self,
@@ -550,9 +553,13 @@ def _check_options(options: Mapping[str, object]) -> None:
     timeout = options.get("timeout")
     if timeout is None:
         return
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"timeout= must be a number of seconds, not {type(timeout).__name__}")
-    if not 0 < timeout < math.inf:
+    try:
+        seconds = float(timeout)
+    except OverflowError:
+        seconds = math.inf
+    if not 0 < seconds < math.inf:
         raise ValueError(f"timeout= must be a finite number of seconds above 0, not {timeout!r}")
 
 

@@ -59,6 +59,7 @@ def test_flags_take_any_truth_value(session: HttpSession, flag: object) -> None:
         ({"timeout": -1.5}, ValueError, "above 0, not -1.5"),
         ({"timeout": float("inf")}, ValueError, "above 0, not inf"),
         ({"timeout": float("nan")}, ValueError, "above 0, not nan"),
+        ({"timeout": 10**400}, ValueError, "above 0, not 1000"),
         ({"bogus": 1}, TypeError, "unexpected request argument(s): bogus"),
     ],
 )
@@ -67,6 +68,28 @@ def test_unusable_arguments_are_refused_where_the_request_is_made(
 ) -> None:
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
         session.get("/", **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flag", [0, None, "yes"])
+def test_every_option_is_read_by_the_request_itself(session: HttpSession, flag: object) -> None:
+    # An invalid header name ends the request before any connection, after the request
+    # has read all its options: this runs _perform's reading in both builds.
+    call = session.get(
+        "/", name="/n", allow_redirects=flag, timeout=2,  # type: ignore[arg-type]
+        params={"q": 1}, json={"a": 1}, headers={"bad name": "x"},
+    )
+    requests = call.__await__()
+    with pytest.raises(StopIteration) as stop:
+        next(requests)
+    response = stop.value.value
+    assert isinstance(response, Response)
+    assert response.error == RequestFailure(ErrorKind.OTHER, "invalid header name")
+
+
+def test_a_cookie_flag_takes_any_truth_value(session: HttpSession) -> None:
+    session.cookies.set("a", "1", domain="127.0.0.1", secure=1)
+    session.cookies.set("b", "2", domain="127.0.0.1", secure=None)
+    assert {cookie.name: cookie.secure for cookie in session.cookies} == {"a": True, "b": False}
 
 
 def test_good_arguments_pass_the_check(session: HttpSession) -> None:

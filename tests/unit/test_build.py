@@ -129,32 +129,26 @@ def test_the_source_tree_holds_no_compiled_module() -> None:
     )
 
 
-def test_setup_refuses_an_unknown_compile_setting() -> None:
+@pytest.mark.parametrize(
+    ("command", "setting", "refusal"),
+    [
+        ("--name", "yes", "PHALANX_COMPILE must be 0 or 1, not 'yes'"),
+        ("develop", "1", "PHALANX_COMPILE=1 cannot be an editable install"),
+    ],
+)
+def test_setup_refuses_what_it_cannot_build(command: str, setting: str, refusal: str) -> None:
+    # Both are refused before setuptools runs: nothing is written.
     result = subprocess.run(
-        [sys.executable, "setup.py", "--name"],
+        [sys.executable, "setup.py", command],
         cwd=ROOT,
-        env={**os.environ, "PHALANX_COMPILE": "yes"},
+        env={**os.environ, "PHALANX_COMPILE": setting},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode != 0
-    assert "PHALANX_COMPILE must be 0 or 1, not 'yes'" in result.stderr
-
-
-def test_setup_refuses_an_editable_compiled_build() -> None:
-    result = subprocess.run(
-        [sys.executable, "setup.py", "develop"],
-        cwd=ROOT,
-        env={**os.environ, "PHALANX_COMPILE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "PHALANX_COMPILE=1 cannot be an editable install" in result.stderr
+    assert refusal in result.stderr
 
 
 def test_build_kind_names_a_partial_build(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,7 @@
 
 Use::
 
-    async with MasterSocket("tcp://0.0.0.0:5557", KeyDir(path).curve_server()) as master:
+    async with MasterSocket("tcp://10.0.0.5:5557", KeyDir(path).curve_server()) as master:
         for worker, message in await master.recv_batch(timeout=1.0):  # [] after 1 s
             master.send(worker, Welcome(run_id="r1"))  # never blocks; False if not queued
 

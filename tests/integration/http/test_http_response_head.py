@@ -10,6 +10,8 @@ import gzip
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
+import pytest
+
 from phalanx.core.results import ErrorKind
 from phalanx.http.connection import MAX_HEAD_BYTES
 
@@ -144,14 +146,18 @@ async def test_a_body_ending_with_the_connection_is_complete_when_it_closes(make
     assert session.connection_count == 0  # never reused
 
 
-async def test_a_connection_closed_inside_the_head_is_a_reset(make_session, recorder):
-    reply = [b"HTTP/1.1 200 OK\r\nX-Cut: "]
-    async with scripted([reply], close_after=True) as (url, _):
+@pytest.mark.parametrize("reply", [
+    b"HTTP/1.1 200 OK\r\nX-Cut: ",  # closed inside the head
+    b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part",  # a framed body
+], ids=["inside-the-head", "framed-body-after-blank-lines"])
+async def test_a_response_cut_by_the_peer_is_a_reset(make_session, recorder, reply):
+    async with scripted([[reply]], close_after=True) as (url, _):
         session = make_session(url)
         response = await session.get("/cut")
     assert response.error is not None
     assert response.error.kind == ErrorKind.CONNECTION_RESET
     assert recorder.kinds == [ErrorKind.CONNECTION_RESET]
+    assert session.connection_count == 0
 
 
 async def test_trailer_fields_of_a_chunked_body_are_not_headers(make_session):
@@ -183,17 +189,6 @@ async def test_blank_lines_before_a_head_are_skipped_as_llhttp_skips_them(make_s
     assert response.history[0].content == b"unzipped"
     assert session.cookies.get("sid") == "1"
     assert len(connections) == 1
-
-
-async def test_a_framed_body_cut_by_the_peer_is_a_reset_even_after_blank_lines(
-        make_session, recorder):
-    reply = [b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"]
-    async with scripted([reply], close_after=True) as (url, _):
-        session = make_session(url)
-        response = await session.get("/cut-body")
-    assert response.error is not None
-    assert response.error.kind == ErrorKind.CONNECTION_RESET
-    assert session.connection_count == 0
 
 
 async def test_bytes_after_a_response_in_the_same_read_poison_the_connection(
